@@ -1,0 +1,346 @@
+/**
+ * Graph index: who produces and who consumes every value, topological order, lookups of nodes,
+ * initializers and constants, value shapes, attribute access, and dead-code removal.
+ *
+ * The index is a snapshot: after an edit that adds or removes nodes, build a new one.
+ */
+import { create, clone } from '@bufbuild/protobuf';
+import {
+  AttributeProtoSchema,
+  AttributeType,
+  NodeProtoSchema,
+  TensorProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TensorShapeProtoSchema,
+  TypeProto_TensorSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.js';
+import { GraphError } from './errors.js';
+import { readFloat32, readInts, readTensor, tensorDims, type TensorArray } from './tensor.js';
+
+/** A dimension: a number when static, a symbolic name or undefined when not. */
+export type Dim = number | string | undefined;
+
+export class GraphIndex {
+  readonly producer = new Map<string, NodeProto>();
+  readonly consumers = new Map<string, NodeProto[]>();
+  readonly initializers = new Map<string, TensorProto>();
+  readonly valueInfo = new Map<string, ValueInfoProto>();
+  readonly graphInputs = new Set<string>();
+  readonly graphOutputs = new Set<string>();
+  readonly byName = new Map<string, NodeProto>();
+
+  constructor(
+    readonly graph: GraphProto,
+    /** Folder of the model, for initializers stored as external data. */
+    readonly baseDir?: string,
+  ) {
+    for (const t of graph.initializer) this.initializers.set(t.name, t);
+    for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) this.valueInfo.set(v.name, v);
+    for (const v of graph.input) this.graphInputs.add(v.name);
+    for (const v of graph.output) this.graphOutputs.add(v.name);
+    for (const node of graph.node) {
+      if (node.name) this.byName.set(node.name, node);
+      for (const o of node.output) if (o) this.producer.set(o, node);
+      for (const i of nodeInputs(node)) {
+        if (!this.consumers.has(i)) this.consumers.set(i, []);
+        const list = this.consumers.get(i)!;
+        if (!list.includes(node)) list.push(node);
+      }
+    }
+  }
+
+  static ofModel(model: { proto: ModelProto; baseDir?: string }): GraphIndex {
+    if (!model.proto.graph) throw new GraphError('the model has no graph');
+    return new GraphIndex(model.proto.graph, model.baseDir);
+  }
+
+  /** Inputs that are real data inputs (not initializers, as old IR versions list them too). */
+  dataInputs(): ValueInfoProto[] {
+    return this.graph.input.filter((v) => !this.initializers.has(v.name));
+  }
+
+  consumersOf(value: string): NodeProto[] {
+    return this.consumers.get(value) ?? [];
+  }
+
+  /** The node's label for messages: its name, or op type and first output. */
+  static label(node: NodeProto): string {
+    return node.name ? `'${node.name}' (${node.opType})` : `${node.opType} -> '${node.output[0]}'`;
+  }
+
+  /** Nodes in topological order (Kahn); throws on a cycle. Ties keep file order. */
+  topologicalOrder(): NodeProto[] {
+    const nodes = this.graph.node;
+    const pending = new Map<NodeProto, number>();
+    const ready: NodeProto[] = [];
+    for (const n of nodes) {
+      const deps = new Set(nodeInputs(n).map((i) => this.producer.get(i)).filter((p): p is NodeProto => !!p && p !== n));
+      pending.set(n, deps.size);
+      if (deps.size === 0) ready.push(n);
+    }
+    const order: NodeProto[] = [];
+    const position = new Map(nodes.map((n, i) => [n, i]));
+    while (ready.length) {
+      ready.sort((a, b) => position.get(a)! - position.get(b)!);
+      const n = ready.shift()!;
+      order.push(n);
+      const seen = new Set<NodeProto>();
+      for (const o of n.output) {
+        for (const c of this.consumersOf(o)) {
+          if (seen.has(c) || c === n) continue;
+          seen.add(c);
+          const left = pending.get(c)! - 1;
+          pending.set(c, left);
+          if (left === 0) ready.push(c);
+        }
+      }
+    }
+    if (order.length !== nodes.length) throw new GraphError('the graph has a cycle');
+    return order;
+  }
+
+  /** A constant value: an initializer, or the output of a Constant node (value attribute). */
+  constantTensor(value: string): TensorProto | undefined {
+    const init = this.initializers.get(value);
+    if (init) return init;
+    const p = this.producer.get(value);
+    if (p?.opType === 'Constant') return p.attribute.find((a) => a.name === 'value')?.t;
+    return undefined;
+  }
+
+  /** A constant value as a typed array, or undefined if the value is not constant. */
+  constantArray(value: string): TensorArray | undefined {
+    const t = this.constantTensor(value);
+    return t ? readTensor(t, this.baseDir) : undefined;
+  }
+
+  constantFloat32(value: string): Float32Array | undefined {
+    const t = this.constantTensor(value);
+    return t ? readFloat32(t, this.baseDir) : undefined;
+  }
+
+  constantInts(value: string): number[] | undefined {
+    const t = this.constantTensor(value);
+    if (t) return readInts(t, this.baseDir);
+    // Constant nodes may carry value_int / value_ints instead of a tensor.
+    const p = this.producer.get(value);
+    if (p?.opType === 'Constant') {
+      const a = p.attribute[0];
+      if (a?.name === 'value_int') return [Number(a.i)];
+      if (a?.name === 'value_ints') return a.ints.map(Number);
+    }
+    return undefined;
+  }
+
+  constantDims(value: string): number[] | undefined {
+    const t = this.constantTensor(value);
+    return t ? tensorDims(t) : undefined;
+  }
+
+  /** The static shape recorded in value_info/inputs/outputs (or an initializer's dims). */
+  shapeOf(value: string): Dim[] | undefined {
+    const t = this.constantTensor(value);
+    if (t) return tensorDims(t);
+    const vi = this.valueInfo.get(value);
+    const shape = vi?.type?.value.case === 'tensorType' ? vi.type.value.value.shape : undefined;
+    if (!shape) return undefined;
+    return shape.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : undefined));
+  }
+
+  /** A fresh name, unused by any value, node or initializer, from a prefix. */
+  uniqueName(prefix: string): string {
+    let name = prefix;
+    for (let i = 1; this.isNameTaken(name); i++) name = `${prefix}_${i}`;
+    this.reserved.add(name);
+    return name;
+  }
+  private readonly reserved = new Set<string>();
+  private isNameTaken(name: string): boolean {
+    return this.reserved.has(name) || this.producer.has(name) || this.initializers.has(name) || this.byName.has(name) || this.graphInputs.has(name) || this.consumers.has(name);
+  }
+}
+
+/** A node's inputs plus the outer-scope values its subgraphs (If/Loop/Scan bodies) read. */
+export function nodeInputs(node: NodeProto): string[] {
+  const inputs = node.input.filter((i) => i !== '');
+  for (const a of node.attribute) {
+    for (const g of a.g ? [a.g] : a.graphs) inputs.push(...outerScopeReads(g));
+  }
+  return inputs;
+}
+
+function outerScopeReads(g: GraphProto): string[] {
+  const local = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
+  for (const n of g.node) for (const o of n.output) local.add(o);
+  const reads: string[] = [];
+  for (const n of g.node) for (const i of nodeInputs(n)) if (!local.has(i)) reads.push(i);
+  for (const o of g.output) if (!local.has(o.name)) reads.push(o.name);
+  return reads;
+}
+
+// ---- attributes -------------------------------------------------------------------------------
+
+export function getAttr(node: NodeProto, name: string): AttributeProto | undefined {
+  return node.attribute.find((a) => a.name === name);
+}
+
+export function attrInt(node: NodeProto, name: string, fallback: number): number;
+export function attrInt(node: NodeProto, name: string): number | undefined;
+export function attrInt(node: NodeProto, name: string, fallback?: number): number | undefined {
+  const a = getAttr(node, name);
+  return a ? Number(a.i) : fallback;
+}
+
+export function attrInts(node: NodeProto, name: string): number[] | undefined {
+  const a = getAttr(node, name);
+  return a ? a.ints.map(Number) : undefined;
+}
+
+export function attrFloat(node: NodeProto, name: string, fallback: number): number {
+  const a = getAttr(node, name);
+  return a ? a.f : fallback;
+}
+
+export function attrString(node: NodeProto, name: string): string | undefined {
+  const a = getAttr(node, name);
+  return a ? new TextDecoder().decode(a.s) : undefined;
+}
+
+/** Sets (or replaces) an INT or INTS attribute. */
+export function setAttrInts(node: NodeProto, name: string, value: number | number[]): void {
+  const attr = Array.isArray(value)
+    ? create(AttributeProtoSchema, { name, type: AttributeType.INTS, ints: value.map(BigInt) })
+    : create(AttributeProtoSchema, { name, type: AttributeType.INT, i: BigInt(value) });
+  const at = node.attribute.findIndex((a) => a.name === name);
+  if (at >= 0) node.attribute[at] = attr;
+  else node.attribute.push(attr);
+}
+
+export function setAttrTensor(node: NodeProto, name: string, t: TensorProto): void {
+  const attr = create(AttributeProtoSchema, { name, type: AttributeType.TENSOR, t });
+  const at = node.attribute.findIndex((a) => a.name === name);
+  if (at >= 0) node.attribute[at] = attr;
+  else node.attribute.push(attr);
+}
+
+/** A new node. */
+export function makeNode(opType: string, inputs: string[], outputs: string[], name: string, attrs: AttributeProto[] = []): NodeProto {
+  return create(NodeProtoSchema, { opType, input: inputs, output: outputs, name, attribute: attrs });
+}
+
+export function intsAttr(name: string, values: number[]): AttributeProto {
+  return create(AttributeProtoSchema, { name, type: AttributeType.INTS, ints: values.map(BigInt) });
+}
+
+export function intAttr(name: string, value: number): AttributeProto {
+  return create(AttributeProtoSchema, { name, type: AttributeType.INT, i: BigInt(value) });
+}
+
+/** A value_info entry for a float tensor of the given shape. */
+export function makeValueInfo(name: string, elemType: number, shape: Dim[]): ValueInfoProto {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, {
+      value: {
+        case: 'tensorType',
+        value: create(TypeProto_TensorSchema, {
+          elemType,
+          shape: create(TensorShapeProtoSchema, {
+            dim: shape.map((d) =>
+              create(TensorShapeProto_DimensionSchema, {
+                value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : typeof d === 'string' ? { case: 'dimParam', value: d } : { case: undefined },
+              }),
+            ),
+          }),
+        }),
+      },
+    }),
+  });
+}
+
+/** Sets one dimension of a value's recorded shape (value_info, graph input or output), if recorded. */
+export function setRecordedDim(graph: GraphProto, value: string, axis: number, size: number): void {
+  for (const v of [...graph.valueInfo, ...graph.input, ...graph.output]) {
+    if (v.name !== value || v.type?.value.case !== 'tensorType') continue;
+    const dims = v.type.value.value.shape?.dim;
+    if (!dims) continue;
+    const a = axis < 0 ? dims.length + axis : axis;
+    if (a >= 0 && a < dims.length) dims[a].value = { case: 'dimValue', value: BigInt(size) };
+  }
+}
+
+// ---- editing ------------------------------------------------------------------------------
+
+/**
+ * Makes `node`'s input `inputIndex` point at an initializer nobody else uses, copying it first when
+ * it is shared (torch exports reuse one initializer for equal weights), and returns that tensor.
+ */
+export function ownInitializer(index: GraphIndex, node: NodeProto, inputIndex: number): TensorProto {
+  const name = node.input[inputIndex];
+  const t = index.initializers.get(name);
+  if (!t) throw new GraphError(`input ${inputIndex} ('${name}') of node ${GraphIndex.label(node)} is not an initializer`);
+  const users = index.consumersOf(name);
+  const shared = users.length > 1 || index.graphOutputs.has(name) || users.some((u) => u !== node);
+  if (!shared) return t;
+  const copy = clone(TensorProtoSchema, t);
+  copy.name = index.uniqueName(`${name}_${node.name || node.output[0]}`);
+  // clone() shares the Uint8Array of raw_data: give the copy its own bytes.
+  copy.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
+  index.graph.initializer.push(copy);
+  index.initializers.set(copy.name, copy);
+  node.input[inputIndex] = copy.name;
+  index.consumers.set(name, users.filter((u) => u !== node));
+  index.consumers.set(copy.name, [node]);
+  return copy;
+}
+
+
+/**
+ * Removes nodes whose outputs nobody reads (transitively, up from the graph outputs), then
+ * initializers, value_info and graph inputs listed as initializers that are no longer used.
+ * Returns the number of nodes removed.
+ */
+export function removeDeadCode(graph: GraphProto): number {
+  const live = new Set(graph.output.map((o) => o.name));
+  const index = new GraphIndex(graph);
+  const keep = new Set<NodeProto>();
+  const order = index.topologicalOrder();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i];
+    if (n.output.some((o) => live.has(o))) {
+      keep.add(n);
+      for (const inp of nodeInputs(n)) live.add(inp);
+    }
+  }
+  const before = graph.node.length;
+  graph.node = graph.node.filter((n) => keep.has(n));
+  graph.initializer = graph.initializer.filter((t) => live.has(t.name));
+  graph.valueInfo = graph.valueInfo.filter((v) => live.has(v.name));
+  const initNames = new Set(graph.initializer.map((t) => t.name));
+  // Old IR versions list initializers among the inputs; drop those whose initializer is gone.
+  graph.input = graph.input.filter((v) => !index.initializers.has(v.name) || initNames.has(v.name));
+  return before - graph.node.length;
+}
+
+/** Sorts graph.node topologically in place (needed after inserting nodes out of order). */
+export function sortGraph(graph: GraphProto): void {
+  graph.node = new GraphIndex(graph).topologicalOrder();
+}
+
+/** A Float32Array view of a float initializer, or an error naming node and input. */
+export function floatInput(index: GraphIndex, node: NodeProto, inputIndex: number): Float32Array {
+  const name = node.input[inputIndex];
+  const a = name ? index.constantFloat32(name) : undefined;
+  if (!a) throw new GraphError(`input ${inputIndex} ('${name}') of node ${GraphIndex.label(node)} is not a constant float tensor`);
+  return a;
+}
+
+export type { NodeProto, GraphProto, TensorProto, ValueInfoProto, AttributeProto };

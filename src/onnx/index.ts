@@ -1,0 +1,9 @@
+/**
+ * The ONNX layer: protobuf I/O, tensors, and the graph index. It knows nothing of images,
+ * skewness or pruning; everything else in the library builds on it.
+ */
+export * from './errors.js';
+export * from './proto.js';
+export * from './io.js';
+export * from './tensor.js';
+export * from './graph.js';

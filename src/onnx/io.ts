@@ -1,0 +1,304 @@
+/**
+ * Loading and saving ONNX models with nothing lost: every field of the current schema, unknown
+ * fields, and external data.
+ *
+ * Saving streams the message to disk: each large raw_data is written straight from its buffer
+ * (no second copy of the weights), so saving a 500 MB model costs little more memory than holding it.
+ */
+import { readFileSync, statSync, openSync, writeSync, closeSync, renameSync, unlinkSync, realpathSync, existsSync, fsyncSync } from 'node:fs';
+import { basename, dirname, resolve, join } from 'node:path';
+import { fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
+import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, UnsupportedIrVersionError } from './errors.js';
+import { isExternal, rawByteLength, readExternalBytes, setExternal, tensorBytes } from './tensor.js';
+
+/** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
+export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
+
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/** A loaded model: the protobuf message plus where it came from (for external data). */
+export interface OnnxModel {
+  proto: ModelProto;
+  /** Absolute path of the file it was loaded from, if any. */
+  path?: string;
+  /** Folder external-data locations are relative to. */
+  baseDir?: string;
+}
+
+export interface LoadOptions {
+  /** Folder for external data when loading from bytes. */
+  baseDir?: string;
+  /** Name used in error messages when loading from bytes. */
+  name?: string;
+  /** Check at load time that every external-data file exists and is long enough (default true). */
+  checkExternalData?: boolean;
+}
+
+/** Loads a model from a path or from bytes. Errors name the file and what is wrong. */
+export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): OnnxModel {
+  let bytes: Uint8Array;
+  let path: string | undefined;
+  let name: string;
+  if (typeof source === 'string') {
+    path = resolve(source);
+    name = source;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new OnnxFormatError(name, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder' : (e as Error).message);
+    }
+  } else {
+    bytes = source;
+    name = options.name ?? '<bytes>';
+  }
+  const proto = decodeModel(bytes, name);
+  const model: OnnxModel = { proto, path, baseDir: options.baseDir ?? (path ? dirname(path) : undefined) };
+  if (options.checkExternalData ?? true) checkExternalData(model, name);
+  return model;
+}
+
+/** Decodes and validates a ModelProto. */
+export function decodeModel(bytes: Uint8Array, name = '<bytes>'): ModelProto {
+  if (bytes.byteLength === 0) throw new OnnxFormatError(name, 'the file is empty');
+  let proto: ModelProto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
+  } catch (e) {
+    const msg = (e as Error).message;
+    const truncated = /premature|out of range|EOF|index out of range/i.test(msg);
+    throw new OnnxFormatError(name, truncated ? `truncated or corrupt protobuf (${msg})` : `invalid protobuf (${msg})`);
+  }
+  // Arbitrary bytes often decode as a protobuf message of unknown fields only: demand a graph.
+  if (!proto.graph) {
+    throw new OnnxFormatError(name, proto.$unknown?.length ? 'bytes are not an ONNX ModelProto (no graph, only unknown fields)' : 'the model has no graph');
+  }
+  const ir = Number(proto.irVersion);
+  if (!(ir >= SUPPORTED_IR_VERSIONS[0] && ir <= SUPPORTED_IR_VERSIONS[1])) {
+    throw new UnsupportedIrVersionError(name, ir, SUPPORTED_IR_VERSIONS);
+  }
+  return proto;
+}
+
+function* allTensors(graph: GraphProto): Generator<TensorProto> {
+  yield* graph.initializer;
+  for (const s of graph.sparseInitializer) {
+    if (s.values) yield s.values;
+    if (s.indices) yield s.indices;
+  }
+  for (const node of graph.node) {
+    for (const a of node.attribute) {
+      if (a.t) yield a.t;
+      yield* a.tensors;
+      if (a.g) yield* allTensors(a.g);
+      for (const g of a.graphs) yield* allTensors(g);
+    }
+  }
+}
+
+function checkExternalData(model: OnnxModel, name: string): void {
+  if (!model.proto.graph) return;
+  for (const t of allTensors(model.proto.graph)) {
+    if (!isExternal(t)) continue;
+    const location = t.externalData.find((e) => e.key === 'location')?.value;
+    if (!model.baseDir) throw new ExternalDataError(name, t.name, `stored in '${location}' but no baseDir was given`);
+    const file = resolve(model.baseDir, location ?? '');
+    if (!location || !existsSync(file)) throw new ExternalDataError(name, t.name, `file '${location}' not found beside the model (${file})`);
+    const offset = Number(t.externalData.find((e) => e.key === 'offset')?.value ?? '0');
+    const size = statSync(file).size;
+    if (offset + rawByteLength(t) > size) throw new ExternalDataError(name, t.name, `${file} has ${size} bytes, needs ${offset + rawByteLength(t)}`);
+  }
+}
+
+export interface SaveOptions {
+  /** Replace an existing file, including the model's own input file (default false). */
+  overwrite?: boolean;
+  /**
+   * Store initializers of at least this many bytes in an external-data file beside the model
+   * (`externalDataFile`). Undefined: everything inline (models over 2 GiB then fail with a clear error).
+   */
+  externalDataThreshold?: number;
+  /** Name of the external-data file, relative to the model (default `<model file>.data`). */
+  externalDataFile?: string;
+}
+
+/**
+ * Serializes to one buffer, inlining external data. For models that fit in memory twice;
+ * use {@link saveModel} for large ones.
+ */
+export function serializeModel(model: OnnxModel, name = model.path ?? '<model>'): Uint8Array {
+  const chunks = encodeChunks(model, undefined);
+  const size = chunks.reduce((s, c) => s + c.byteLength, 0);
+  if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, size);
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Saves atomically: writes `<path>.tmp-<pid>` then renames it over `path`. Refuses to replace an
+ * existing file (or the model's own source) unless `overwrite` is set. External data, if any, is
+ * written to its own temp file and renamed first.
+ */
+export function saveModel(model: OnnxModel, path: string, options: SaveOptions = {}): void {
+  const target = resolve(path);
+  if (existsSync(target) && !options.overwrite) {
+    const same = model.path && existsSync(model.path) && realpathSync(model.path) === realpathSync(target);
+    throw new OutputExistsError(path, same ? 'is the model\'s own input file' : 'already exists');
+  }
+  const dataName = options.externalDataFile ?? `${basename(target)}.data`;
+  const externalize = options.externalDataThreshold !== undefined ? { threshold: options.externalDataThreshold, location: dataName } : undefined;
+  const tmp = `${target}.tmp-${process.pid}`;
+  const dataTarget = join(dirname(target), dataName);
+  const dataTmp = `${dataTarget}.tmp-${process.pid}`;
+  let dataFd: number | undefined;
+  let fd: number | undefined;
+  try {
+    let dataOffset = 0;
+    const sink = externalize
+      ? (bytes: Uint8Array): number => {
+          dataFd ??= openSync(dataTmp, 'w');
+          // Keep each tensor 64-byte aligned in the data file, as onnx's own writer does (mmap-friendly).
+          const pad = (64 - (dataOffset % 64)) % 64;
+          if (pad) writeAll(dataFd, new Uint8Array(pad));
+          dataOffset += pad;
+          const at = dataOffset;
+          writeAll(dataFd, bytes);
+          dataOffset += bytes.byteLength;
+          return at;
+        }
+      : undefined;
+    const chunks = encodeChunks(model, externalize && sink ? { ...externalize, sink } : undefined);
+    const size = chunks.reduce((s, c) => s + c.byteLength, 0);
+    if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(path, size);
+    fd = openSync(tmp, 'w');
+    for (const c of chunks) writeAll(fd, c);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    if (dataFd !== undefined) {
+      fsyncSync(dataFd);
+      closeSync(dataFd);
+      dataFd = undefined;
+      renameSync(dataTmp, dataTarget);
+    }
+    renameSync(tmp, target);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    if (dataFd !== undefined) closeSync(dataFd);
+    for (const f of [tmp, dataTmp]) if (existsSync(f)) unlinkSync(f);
+    throw e;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+}
+
+/** Initializers at least this large are streamed as separate chunks instead of copied into one buffer. */
+const STREAM_MIN_BYTES = 1 << 16;
+
+interface Externalize {
+  threshold: number;
+  location: string;
+  /** Writes bytes to the external file, returns their offset. */
+  sink: (bytes: Uint8Array) => number;
+}
+
+/**
+ * Encodes the model as a list of chunks whose concatenation is the ModelProto. Large initializer
+ * payloads appear as views of their own buffers, never copied. Field order inside a message may
+ * differ from the input file (protobuf decoders accept any order); the decoded message is the same.
+ */
+function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Array[] {
+  const proto = model.proto;
+  const graph = proto.graph!;
+  const name = model.path ?? '<model>';
+  // Every tensor stored externally in the source must be materialized: the old data file may be
+  // the one being replaced, or live in another folder.
+  const touched: [TensorProto, Partial<TensorProto>][] = [];
+  const graphChunks: Uint8Array[] = [];
+  const inits = graph.initializer;
+  const initSet = new Set(inits);
+  try {
+    for (const t of allTensors(graph)) {
+      if (!isExternal(t) || initSet.has(t)) continue;
+      touched.push([t, { externalData: t.externalData, dataLocation: t.dataLocation }]);
+      const bytes = readExternalBytes(t, model.baseDir, name);
+      t.externalData = [];
+      clearField(t, TensorProtoSchema.field.dataLocation);
+      t.rawData = bytes as Uint8Array<ArrayBuffer>;
+    }
+    graph.initializer = [];
+    const graphHead = toBinary(GraphProtoSchema, graph, { writeUnknownFields: true });
+    graph.initializer = inits;
+    graphChunks.push(graphHead);
+    for (const t of inits) graphChunks.push(...encodeInitializer(t, model, ext));
+  } finally {
+    graph.initializer = inits;
+    for (const [t, saved] of touched) {
+      clearField(t, TensorProtoSchema.field.rawData);
+      t.externalData = saved.externalData!;
+      if (saved.dataLocation) t.dataLocation = saved.dataLocation;
+      else clearField(t, TensorProtoSchema.field.dataLocation);
+    }
+  }
+  const graphLen = graphChunks.reduce((s, c) => s + c.byteLength, 0);
+  proto.graph = undefined;
+  let head: Uint8Array;
+  try {
+    head = toBinary(ModelProtoSchema, proto, { writeUnknownFields: true });
+  } finally {
+    proto.graph = graph;
+  }
+  // ModelProto.graph is field 7, length-delimited.
+  return [head, lengthPrefix(7, graphLen), ...graphChunks];
+}
+
+/** GraphProto.initializer (field 5) entry for one tensor, as chunks. */
+function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | undefined): Uint8Array[] {
+  const name = model.path ?? '<model>';
+  const external = isExternal(t);
+  const payload = external || t.rawData.byteLength >= STREAM_MIN_BYTES ? tensorBytes(t, model.baseDir, name) : undefined;
+  if (!payload) {
+    const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
+    return [lengthPrefix(5, body.byteLength), body];
+  }
+  // Encode everything but the payload, then either point at the external file or append raw_data.
+  const saved = { rawData: t.rawData, hadRaw: isFieldSet(t, TensorProtoSchema.field.rawData), externalData: t.externalData, dataLocation: t.dataLocation };
+  let body: Uint8Array;
+  try {
+    if (ext && payload.byteLength >= ext.threshold) {
+      const offset = ext.sink(payload);
+      setExternal(t, ext.location, offset, payload.byteLength);
+      body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
+      return [lengthPrefix(5, body.byteLength), body];
+    }
+    t.externalData = [];
+    clearField(t, TensorProtoSchema.field.dataLocation);
+    clearField(t, TensorProtoSchema.field.rawData);
+    body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
+  } finally {
+    if (saved.hadRaw) t.rawData = saved.rawData;
+    else clearField(t, TensorProtoSchema.field.rawData);
+    t.externalData = saved.externalData;
+    if (saved.dataLocation) t.dataLocation = saved.dataLocation;
+    else clearField(t, TensorProtoSchema.field.dataLocation);
+  }
+  // TensorProto.raw_data is field 9.
+  const rawHead = lengthPrefix(9, payload.byteLength);
+  return [lengthPrefix(5, body.byteLength + rawHead.byteLength + payload.byteLength), body, rawHead, payload];
+}
+
+function lengthPrefix(field: number, length: number): Uint8Array {
+  const w = new BinaryWriter();
+  w.tag(field, 2).uint32(length);
+  return w.finish();
+}

@@ -1,0 +1,399 @@
+/**
+ * Tensor values: read any TensorProto (raw_data, typed fields, external data) as a typed array of
+ * its type, convert float16/bfloat16, and write values back.
+ *
+ * raw_data decoded from a file is a view into the file's buffer; a typed view is made in place
+ * when the offset is aligned and a copy only when it is not. Hosts are little-endian (x86, Arm).
+ */
+import { readSync, openSync, closeSync, fstatSync } from 'node:fs';
+import { resolve, isAbsolute, normalize, sep } from 'node:path';
+import { create, clearField } from '@bufbuild/protobuf';
+import { DataLocation, DataType, StringStringEntryProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
+import { ExternalDataError, GraphError } from './errors.js';
+
+export type TensorArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
+
+/** Bits per element of each data type (4 for the packed 4-bit types). */
+export function bitsPerElement(dataType: number): number {
+  switch (dataType) {
+    case DataType.FLOAT:
+    case DataType.INT32:
+    case DataType.UINT32:
+      return 32;
+    case DataType.DOUBLE:
+    case DataType.INT64:
+    case DataType.UINT64:
+    case DataType.COMPLEX64:
+      return 64;
+    case DataType.COMPLEX128:
+      return 128;
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+    case DataType.INT16:
+    case DataType.UINT16:
+      return 16;
+    case DataType.INT8:
+    case DataType.UINT8:
+    case DataType.BOOL:
+    case DataType.FLOAT8E4M3FN:
+    case DataType.FLOAT8E4M3FNUZ:
+    case DataType.FLOAT8E5M2:
+    case DataType.FLOAT8E5M2FNUZ:
+    case DataType.FLOAT8E8M0:
+      return 8;
+    case DataType.INT4:
+    case DataType.UINT4:
+    case DataType.FLOAT4E2M1:
+    case DataType.INT2:
+    case DataType.UINT2:
+      return dataType === DataType.INT2 || dataType === DataType.UINT2 ? 2 : 4;
+    default:
+      throw new GraphError(`unsupported tensor data type ${dataType} (${DataType[dataType] ?? 'unknown'})`);
+  }
+}
+
+export function dataTypeName(dataType: number): string {
+  return DataType[dataType] ?? `type ${dataType}`;
+}
+
+export function tensorDims(t: TensorProto): number[] {
+  return t.dims.map((d) => Number(d));
+}
+
+export function elementCount(dims: readonly (number | bigint)[]): number {
+  let n = 1;
+  for (const d of dims) n *= Number(d);
+  return n;
+}
+
+/** Bytes of the tensor's data when stored as raw_data. */
+export function rawByteLength(t: TensorProto): number {
+  return Math.ceil((elementCount(t.dims) * bitsPerElement(t.dataType)) / 8);
+}
+
+function entry(t: TensorProto, key: string): string | undefined {
+  return t.externalData.find((e) => e.key === key)?.value;
+}
+
+export function isExternal(t: TensorProto): boolean {
+  return t.dataLocation === DataLocation.EXTERNAL;
+}
+
+/**
+ * Reads the bytes of an externally stored tensor. `baseDir` is the model file's folder;
+ * locations that climb out of it are refused (the model file must not read arbitrary files).
+ */
+export function readExternalBytes(t: TensorProto, baseDir: string | undefined, modelFile = '<model>'): Uint8Array {
+  const location = entry(t, 'location');
+  if (!location) throw new ExternalDataError(modelFile, t.name, 'no location entry');
+  if (!baseDir) throw new ExternalDataError(modelFile, t.name, `stored in '${location}' but the model was loaded from bytes without baseDir`);
+  if (isAbsolute(location) || normalize(location).split(sep).includes('..')) {
+    throw new ExternalDataError(modelFile, t.name, `location '${location}' points outside the model's folder`);
+  }
+  const path = resolve(baseDir, location);
+  const offset = Number(entry(t, 'offset') ?? '0');
+  const expected = rawByteLength(t);
+  const lengthEntry = entry(t, 'length');
+  const length = lengthEntry === undefined ? expected : Number(lengthEntry);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new ExternalDataError(modelFile, t.name, `bad offset/length ${entry(t, 'offset')}/${lengthEntry}`);
+  }
+  if (length !== expected) {
+    throw new ExternalDataError(modelFile, t.name, `length ${length} does not match dims and type (${expected} bytes)`);
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new ExternalDataError(modelFile, t.name, `cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (offset + length > size) {
+      throw new ExternalDataError(modelFile, t.name, `${path} has ${size} bytes, needs ${offset + length}`);
+    }
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, out, done, length - done, offset + done);
+      if (n === 0) throw new ExternalDataError(modelFile, t.name, `${path}: unexpected end of file`);
+      done += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The tensor's raw little-endian bytes, whichever way it is stored. */
+export function tensorBytes(t: TensorProto, baseDir?: string, modelFile?: string): Uint8Array {
+  if (isExternal(t)) return readExternalBytes(t, baseDir, modelFile);
+  if (t.rawData.length > 0 || elementCount(t.dims) === 0) return t.rawData;
+  return typedFieldBytes(t);
+}
+
+/** Encodes a tensor held in the typed repeated fields (float_data, int32_data, ...) as raw bytes. */
+function typedFieldBytes(t: TensorProto): Uint8Array {
+  const n = elementCount(t.dims);
+  const bits = bitsPerElement(t.dataType);
+  switch (t.dataType) {
+    case DataType.FLOAT:
+      return bytesOf(Float32Array.from(t.floatData));
+    case DataType.COMPLEX64:
+      return bytesOf(Float32Array.from(t.floatData));
+    case DataType.DOUBLE:
+    case DataType.COMPLEX128:
+      return bytesOf(Float64Array.from(t.doubleData));
+    case DataType.INT64:
+      return bytesOf(BigInt64Array.from(t.int64Data));
+    case DataType.UINT32:
+      return bytesOf(Uint32Array.from(t.uint64Data, (v) => Number(v)));
+    case DataType.UINT64:
+      return bytesOf(BigUint64Array.from(t.uint64Data));
+    case DataType.INT32:
+      return bytesOf(Int32Array.from(t.int32Data));
+    case DataType.STRING:
+      throw new GraphError(`tensor '${t.name}' is a string tensor; it has no raw bytes`);
+    default: {
+      // int32_data holds one element per entry for 8/16-bit types, and packed bytes for 4/2-bit ones.
+      if (bits === 16) return bytesOf(Uint16Array.from(t.int32Data));
+      if (bits === 8) return Uint8Array.from(t.int32Data);
+      const packed = new Uint8Array(Math.ceil((n * bits) / 8));
+      for (let i = 0; i < packed.length && i < t.int32Data.length; i++) packed[i] = t.int32Data[i];
+      return packed;
+    }
+  }
+}
+
+function bytesOf(a: TensorArray): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+type Ctor = { new (buf: ArrayBuffer, off: number, len: number): TensorArray; BYTES_PER_ELEMENT: number };
+
+/** An aligned typed view over `bytes` (copying only when the offset is not aligned). */
+function view(bytes: Uint8Array, ctor: Ctor): TensorArray {
+  const size = ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteLength % size !== 0) throw new GraphError(`raw data of ${bytes.byteLength} bytes is not a multiple of ${size}`);
+  if (bytes.byteOffset % size === 0) return new ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / size);
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new ctor(copy.buffer, 0, bytes.byteLength / size);
+}
+
+/**
+ * The tensor's values as a typed array of its type: FLOAT Float32Array, DOUBLE Float64Array,
+ * INT64 BigInt64Array, UINT64 BigUint64Array, INT32/16/8, UINT32/16/8 their own arrays, BOOL
+ * Uint8Array, FLOAT16/BFLOAT16 Uint16Array of bits (see {@link toFloat32}), FLOAT8* Uint8Array,
+ * 4-bit and 2-bit types Uint8Array of packed bytes. The result may be a view into the model's
+ * buffer: copy it before changing it unless you mean to change the model.
+ */
+export function readTensor(t: TensorProto, baseDir?: string, modelFile?: string): TensorArray {
+  const bytes = tensorBytes(t, baseDir, modelFile);
+  switch (t.dataType) {
+    case DataType.FLOAT:
+    case DataType.COMPLEX64:
+      return view(bytes, Float32Array);
+    case DataType.DOUBLE:
+    case DataType.COMPLEX128:
+      return view(bytes, Float64Array);
+    case DataType.INT64:
+      return view(bytes, BigInt64Array);
+    case DataType.UINT64:
+      return view(bytes, BigUint64Array);
+    case DataType.INT32:
+      return view(bytes, Int32Array);
+    case DataType.UINT32:
+      return view(bytes, Uint32Array);
+    case DataType.INT16:
+      return view(bytes, Int16Array);
+    case DataType.UINT16:
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+      return view(bytes, Uint16Array);
+    case DataType.INT8:
+      return view(bytes, Int8Array);
+    default:
+      bitsPerElement(t.dataType); // throws on unknown types
+      return bytes;
+  }
+}
+
+/** Values of a floating-point tensor (FLOAT, DOUBLE, FLOAT16, BFLOAT16) as float32. */
+export function readFloat32(t: TensorProto, baseDir?: string, modelFile?: string): Float32Array {
+  const a = readTensor(t, baseDir, modelFile);
+  switch (t.dataType) {
+    case DataType.FLOAT:
+      return a as Float32Array;
+    case DataType.DOUBLE:
+      return Float32Array.from(a as Float64Array);
+    case DataType.FLOAT16:
+      return float16ToFloat32(a as Uint16Array);
+    case DataType.BFLOAT16:
+      return bfloat16ToFloat32(a as Uint16Array);
+    default:
+      throw new GraphError(`tensor '${t.name}' is ${dataTypeName(t.dataType)}, not a floating-point type`);
+  }
+}
+
+/** Values of an integer tensor as JS numbers (int64 values must fit in 2^53). */
+export function readInts(t: TensorProto, baseDir?: string, modelFile?: string): number[] {
+  const a = readTensor(t, baseDir, modelFile);
+  if (a instanceof Float32Array || a instanceof Float64Array) {
+    throw new GraphError(`tensor '${t.name}' is ${dataTypeName(t.dataType)}, not an integer type`);
+  }
+  return Array.from(a as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+export function float16ToFloat32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const f = h & 0x3ff;
+    if (e === 0) out[i] = s * f * 2 ** -24;
+    else if (e === 31) out[i] = f ? NaN : s * Infinity;
+    else out[i] = s * (1 + f / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+/** float32 -> float16 bits, round to nearest even, overflow to infinity. */
+export function float32ToFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 31) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rem > half || (rem === half && h & 1)) h++;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+    out[i] = sign | h;
+    e = 0;
+  }
+  return out;
+}
+
+export function bfloat16ToFloat32(bits: Uint16Array): Float32Array {
+  const u = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
+/** float32 -> bfloat16 bits, round to nearest even; NaN stays NaN. */
+export function float32ToBfloat16(values: Float32Array): Uint16Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const x = u[i];
+    if ((x & 0x7fffffff) > 0x7f800000) out[i] = (x >>> 16) | 0x40;
+    else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/**
+ * Replaces a tensor's values and dims, storing them as raw_data (inline). Float32 values are
+ * written back in the tensor's own floating type (float16/bfloat16/double converted).
+ */
+export function writeTensor(t: TensorProto, dims: readonly number[], values: TensorArray): void {
+  const n = elementCount(dims);
+  let data: TensorArray = values;
+  if (values instanceof Float32Array) {
+    if (t.dataType === DataType.FLOAT16) data = float32ToFloat16(values);
+    else if (t.dataType === DataType.BFLOAT16) data = float32ToBfloat16(values);
+    else if (t.dataType === DataType.DOUBLE) data = Float64Array.from(values);
+  }
+  const bytes = bytesOf(data);
+  const expected = Math.ceil((n * bitsPerElement(t.dataType)) / 8);
+  if (bytes.byteLength !== expected) {
+    throw new GraphError(`tensor '${t.name}': ${bytes.byteLength} bytes of data for dims [${dims.join(', ')}] of ${dataTypeName(t.dataType)} (${expected} expected)`);
+  }
+  t.dims = dims.map((d) => BigInt(d));
+  t.floatData = [];
+  t.int32Data = [];
+  t.int64Data = [];
+  t.doubleData = [];
+  t.uint64Data = [];
+  t.externalData = [];
+  clearField(t, TensorProtoSchema.field.dataLocation);
+  // A fresh copy: the new values must not alias the caller's array or the old file buffer.
+  t.rawData = new Uint8Array(bytes);
+}
+
+const DTYPE_OF: [Ctor | Function, number][] = [
+  [Float32Array, DataType.FLOAT],
+  [Float64Array, DataType.DOUBLE],
+  [BigInt64Array, DataType.INT64],
+  [BigUint64Array, DataType.UINT64],
+  [Int32Array, DataType.INT32],
+  [Uint32Array, DataType.UINT32],
+  [Int16Array, DataType.INT16],
+  [Uint16Array, DataType.UINT16],
+  [Int8Array, DataType.INT8],
+  [Uint8Array, DataType.UINT8],
+];
+
+/** A new initializer tensor from a typed array (FLOAT for Float32Array, INT64 for BigInt64Array, ...). */
+export function makeTensor(name: string, dims: readonly number[], values: TensorArray, dataType?: number): TensorProto {
+  const type = dataType ?? DTYPE_OF.find(([c]) => values instanceof (c as Function))?.[1];
+  if (type === undefined) throw new GraphError(`tensor '${name}': cannot infer a data type`);
+  const t = create(TensorProtoSchema, { name, dataType: type });
+  writeTensor(t, dims, values);
+  return t;
+}
+
+/** An int64 initializer from plain numbers (shapes, axes, indices). */
+export function makeInt64Tensor(name: string, values: readonly number[], dims: readonly number[] = [values.length]): TensorProto {
+  return makeTensor(name, dims, BigInt64Array.from(values, (v) => BigInt(v)));
+}
+
+/** Marks a tensor as stored externally at `location`, `offset`, `length` and drops its inline data. */
+export function setExternal(t: TensorProto, location: string, offset: number, length: number): void {
+  t.rawData = new Uint8Array(0);
+  clearField(t, TensorProtoSchema.field.rawData);
+  t.externalData = [
+    create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+    create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+    create(StringStringEntryProtoSchema, { key: 'length', value: String(length) }),
+  ];
+  t.dataLocation = DataLocation.EXTERNAL;
+}
