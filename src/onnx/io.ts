@@ -223,6 +223,13 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
   const name = model.path ?? '<model>';
   // Every tensor stored externally in the source must be materialized: the old data file may be
   // the one being replaced, or live in another folder.
+  // Refuse before reading or writing anything when the inline payload alone passes 2 GiB.
+  let inlineBytes = 0;
+  for (const t of allTensors(graph)) {
+    const bytes = isExternal(t) ? rawByteLength(t) : t.rawData.byteLength;
+    if (!(ext && bytes >= ext.threshold && graph.initializer.includes(t))) inlineBytes += bytes;
+  }
+  if (inlineBytes > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, inlineBytes);
   const touched: [TensorProto, Partial<TensorProto>][] = [];
   const graphChunks: Uint8Array[] = [];
   const inits = graph.initializer;
@@ -266,7 +273,8 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
 function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | undefined): Uint8Array[] {
   const name = model.path ?? '<model>';
   const external = isExternal(t);
-  const payload = external || t.rawData.byteLength >= STREAM_MIN_BYTES ? tensorBytes(t, model.baseDir, name) : undefined;
+  const size = external ? rawByteLength(t) : t.rawData.byteLength;
+  const payload = external || size >= STREAM_MIN_BYTES || (ext && size >= ext.threshold) ? tensorBytes(t, model.baseDir, name) : undefined;
   if (!payload) {
     const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
     return [lengthPrefix(5, body.byteLength), body];
