@@ -1,0 +1,200 @@
+/**
+ * The evaluation runner: images of a dataset stream through onnxruntime (the runtime calibration
+ * uses) batch by batch, and the predictions give every metric of SPEC section 6 with bootstrap
+ * intervals. `evaluatePair` runs two models on the same images in one pass (each image decoded
+ * once per distinct preprocessing recipe) and adds paired-bootstrap intervals of the differences.
+ */
+import { GraphIndex, loadModel, type OnnxModel } from '../onnx/index.js';
+import { createRuntime, runBatch, type ExecutionProvider, type Runtime } from '../runtime/session.js';
+import { CLASSES_METADATA_KEY, loadImageCHW, type Preprocess } from '../data/preprocess.js';
+import { preprocessFor } from '../calibration/source.js';
+import { Dataset, DatasetError } from '../data/dataset.js';
+import { argmaxRows, softmaxRows } from '../metrics/classification.js';
+import { computeMetrics, type MetricInput, type MetricsReport } from '../metrics/fairness.js';
+import { bootstrapMetrics, pairedBootstrapMetrics, type BootstrapOptions, type Interval } from '../metrics/bootstrap.js';
+
+export interface EvaluateProgress {
+  done: number;
+  total: number;
+}
+
+export interface EvaluateOptions {
+  /** Images per onnxruntime run (default 16). */
+  batchSize?: number;
+  /** Providers in order of preference (default ['cpu']). */
+  executionProviders?: ExecutionProvider[];
+  strict?: boolean;
+  /** Preprocessing (default: the model's metadata `fairprune.preprocess`, else ImageNet at the input size). */
+  preprocess?: Preprocess;
+  /** Called after every batch. */
+  onProgress?: (p: EvaluateProgress) => void;
+  /** Bootstrap settings, or false for point estimates only (default 1000 resamples, seeded). */
+  bootstrap?: BootstrapOptions | false;
+  /** Groups compared by the fairness metrics (default light, dark, then others; never unknown). */
+  fairnessGroups?: readonly string[];
+}
+
+export interface EvaluationResult {
+  model: string;
+  provider: ExecutionProvider;
+  fallbackReason?: string;
+  preprocess: Preprocess;
+  classes: readonly string[];
+  labels: Int32Array;
+  groups: string[];
+  /** The model's first output, row-major [images, classes]. */
+  scores: Float32Array;
+  /** Softmax of the scores (the scores themselves when the model ends in Softmax). */
+  probabilities: Float32Array;
+  predictions: Int32Array;
+  metrics: MetricsReport;
+  /** Percentile intervals of every scalar metric, resampled within group. */
+  intervals?: Record<string, Interval>;
+}
+
+export interface PairResult {
+  a: EvaluationResult;
+  b: EvaluationResult;
+  /** Paired-bootstrap intervals of B - A for every scalar metric. */
+  differences?: Record<string, Interval>;
+}
+
+interface Prepared {
+  name: string;
+  model: OnnxModel;
+  rt: Runtime;
+  preprocess: Preprocess;
+  key: string;
+  endsInSoftmax: boolean;
+}
+
+async function prepare(model: OnnxModel | string, dataset: Dataset, options: EvaluateOptions): Promise<Prepared> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const name = typeof model === 'string' ? model : (m.path ?? '<model>');
+  const index = GraphIndex.ofModel(m);
+  const input = index.dataInputs()[0];
+  const side = input ? index.shapeOf(input.name)?.[3] : undefined;
+  const preprocess = preprocessFor(m, typeof side === 'number' ? side : undefined, options.preprocess);
+  // Class names recorded in the model must be the dataset's, in the same order.
+  const meta = m.proto.metadataProps.find((p) => p.key === CLASSES_METADATA_KEY);
+  if (meta) {
+    let recorded: unknown;
+    try {
+      recorded = JSON.parse(meta.value);
+    } catch {
+      recorded = undefined;
+    }
+    if (Array.isArray(recorded) && recorded.join('\u0000') !== dataset.classes.join('\u0000')) {
+      throw new DatasetError(`${name} was trained on classes [${recorded.join(', ')}] but ${dataset.name} has [${dataset.classes.join(', ')}] (names and order must match)`);
+    }
+  }
+  const outName = m.proto.graph!.output[0]?.name;
+  const width = outName ? index.shapeOf(outName)?.at(-1) : undefined;
+  if (typeof width === 'number') dataset.checkOutputWidth(width, name);
+  const endsInSoftmax = !!outName && index.producer.get(outName)?.opType === 'Softmax';
+  const rt = await createRuntime(m, { executionProviders: options.executionProviders ?? ['cpu'], strict: options.strict });
+  return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax };
+}
+
+/** Runs prepared models over the dataset in one pass; returns each model's scores. */
+async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOptions): Promise<Float32Array[]> {
+  const k = dataset.classes.length;
+  const n = dataset.size;
+  if (n === 0) throw new DatasetError(`${dataset.name} has no images to evaluate`);
+  const batchSize = options.batchSize ?? 16;
+  const recipes = new Map<string, Preprocess>(models.map((p) => [p.key, p.preprocess]));
+  const scores = models.map(() => new Float32Array(n * k));
+  const decode = async (start: number) => {
+    const end = Math.min(n, start + batchSize);
+    const out = new Map<string, Float32Array>();
+    for (const [key, p] of recipes) {
+      const plane = 3 * p.crop * p.crop;
+      const buf = new Float32Array((end - start) * plane);
+      await Promise.all(dataset.items.slice(start, end).map((it, j) => loadImageCHW(it.image, p, buf, j * plane)));
+      out.set(key, buf);
+    }
+    return out;
+  };
+  // Decode the next batch while the current one runs.
+  let pending = decode(0);
+  for (let start = 0; start < n; start += batchSize) {
+    const batch = await pending;
+    const count = Math.min(batchSize, n - start);
+    if (start + batchSize < n) pending = decode(start + batchSize);
+    for (const [mi, p] of models.entries()) {
+      const res = await runBatch(p.rt, batch.get(p.key)!, [count, 3, p.preprocess.crop, p.preprocess.crop]);
+      const out = res[p.rt.outputNames[0]];
+      const width = out.dims.at(-1)!;
+      if (start === 0) dataset.checkOutputWidth(width, p.name);
+      if (out.dims.length !== 2 || out.dims[0] !== count) throw new DatasetError(`${p.name}: expected output [${count}, ${k}], got [${out.dims.join(', ')}]`);
+      scores[mi].set(out.data as Float32Array, start * k);
+    }
+    options.onProgress?.({ done: start + count, total: n });
+  }
+  return scores;
+}
+
+function result(p: Prepared, dataset: Dataset, scores: Float32Array, options: EvaluateOptions): EvaluationResult {
+  const k = dataset.classes.length;
+  const labels = dataset.labels();
+  const groups = dataset.groups();
+  const predictions = argmaxRows(scores, k);
+  const input: MetricInput = { yTrue: labels, yPred: predictions, groups, numClasses: k };
+  const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
+  return {
+    model: p.name,
+    provider: p.rt.provider,
+    ...(p.rt.fallbackReason ? { fallbackReason: p.rt.fallbackReason } : {}),
+    preprocess: p.preprocess,
+    classes: dataset.classes,
+    labels,
+    groups,
+    scores,
+    probabilities: p.endsInSoftmax ? scores : softmaxRows(scores, k),
+    predictions,
+    metrics: computeMetrics(input, fairness),
+    ...(options.bootstrap === false ? {} : { intervals: bootstrapMetrics(input, { ...options.bootstrap, ...fairness }) }),
+  };
+}
+
+/** Runs a model over a dataset and returns its predictions and every metric. */
+export async function evaluate(model: OnnxModel | string, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  const p = await prepare(model, dataset, options);
+  try {
+    const [scores] = await runAll([p], dataset, options);
+    return result(p, dataset, scores, options);
+  } finally {
+    await p.rt.session.release();
+  }
+}
+
+/** Evaluates two models on the same images in one pass; adds paired-bootstrap differences B - A. */
+export async function evaluatePair(
+  modelA: OnnxModel | string,
+  modelB: OnnxModel | string,
+  dataset: Dataset,
+  options: EvaluateOptions = {},
+): Promise<PairResult> {
+  const pa = await prepare(modelA, dataset, options);
+  let pb: Prepared | undefined;
+  try {
+    pb = await prepare(modelB, dataset, options);
+    const [sa, sb] = await runAll([pa, pb], dataset, options);
+    const a = result(pa, dataset, sa, options);
+    const b = result(pb, dataset, sb, options);
+    const k = dataset.classes.length;
+    const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
+    const differences =
+      options.bootstrap === false
+        ? undefined
+        : pairedBootstrapMetrics(
+            { yTrue: a.labels, yPred: a.predictions, groups: a.groups, numClasses: k },
+            { yTrue: b.labels, yPred: b.predictions, groups: b.groups, numClasses: k },
+            { ...options.bootstrap, ...fairness },
+          );
+    return { a, b, ...(differences ? { differences } : {}) };
+  } finally {
+    await pa.rt.session.release();
+    await pb?.rt.session.release();
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Cost of a model read from its graph (SPEC section 6, RQ3): parameters (elements of float
+ * initializers), weight memory in MiB, and multiply-accumulates per op type at batch 1:
+ * Conv = output elements x Cin/group x kh x kw; Gemm and MatMul = M x N x K (times broadcast batch
+ * dims), attention MatMuls (both operands computed, e.g. Q.K^T and A.V) included and also reported
+ * apart. Shapes come from the graph's value_info where it records them, else from one onnxruntime
+ * probe run at batch 1 that exposes the needed values as extra outputs.
+ */
+import { create } from '@bufbuild/protobuf';
+import { DataType, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto.js';
+import { GraphIndex, attrInt, type NodeProto } from '../onnx/graph.js';
+import { loadModel, type OnnxModel } from '../onnx/io.js';
+import { bitsPerElement, elementCount, tensorDims } from '../onnx/tensor.js';
+import { GraphError } from '../onnx/errors.js';
+import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
+
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
+/** Ops whose arithmetic this calculator does not count; listed in the result so nobody is misled. */
+const UNCOUNTED_HEAVY_OPS = new Set(['ConvTranspose', 'Einsum', 'Attention', 'MultiHeadAttention', 'FusedMatMul', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'LSTM', 'GRU', 'RNN']);
+
+export interface NodeCost {
+  node: string;
+  opType: string;
+  macs: number;
+  /** A MatMul whose two operands are both computed values (attention scores or context). */
+  attention: boolean;
+}
+
+export interface GraphCost {
+  /** Elements of float initializers (int64 shape constants are not parameters). */
+  parameters: number;
+  /** Bytes of those float initializers. */
+  weightBytes: number;
+  /** weightBytes / 2^20. */
+  weightMiB: number;
+  /** Total multiply-accumulates at batch 1 over Conv, Gemm and MatMul. */
+  macs: number;
+  macsByOpType: Record<string, number>;
+  /** Part of macs from attention MatMuls. */
+  attentionMacs: number;
+  nodes: NodeCost[];
+  /** The input shape the MACs were computed for (batch 1). */
+  inputShape: number[];
+  /** Where the activation shapes came from. */
+  shapeSource: 'value_info' | 'probe';
+  /** Op types present whose arithmetic is not counted. */
+  uncountedOpTypes: string[];
+}
+
+export interface CostOptions {
+  /** Input shape, batch first; needed where the graph input has symbolic dims other than batch. */
+  inputShape?: number[];
+  /** Providers for the shape probe (default CPU). */
+  executionProviders?: ExecutionProvider[];
+}
+
+/** Parameters and weight bytes: float initializers only. */
+export function countParameters(proto: ModelProto): { parameters: number; weightBytes: number } {
+  let parameters = 0;
+  let bits = 0;
+  for (const t of proto.graph?.initializer ?? []) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const n = elementCount(t.dims);
+    parameters += n;
+    bits += n * bitsPerElement(t.dataType);
+  }
+  return { parameters, weightBytes: bits / 8 };
+}
+
+/** The data input's shape at batch 1. */
+export function batchOneInputShape(index: GraphIndex, override?: number[]): number[] {
+  const inputs = index.dataInputs();
+  if (inputs.length !== 1) throw new GraphError(`cost: expected one data input, found ${inputs.length} (${inputs.map((v) => v.name).join(', ')})`);
+  if (override) return [...override];
+  const dims = index.shapeOf(inputs[0].name);
+  if (!dims) throw new GraphError(`cost: input '${inputs[0].name}' has no recorded shape; pass inputShape`);
+  return dims.map((d, i) => {
+    if (typeof d === 'number' && d > 0) return i === 0 ? 1 : d;
+    if (i === 0) return 1;
+    throw new GraphError(`cost: input '${inputs[0].name}' has symbolic dim ${String(d)} at axis ${i}; pass inputShape`);
+  });
+}
+
+/** Values whose shapes the MAC count needs. */
+function neededValues(index: GraphIndex): string[] {
+  const need = new Set<string>();
+  for (const node of index.graph.node) {
+    if (node.opType === 'Conv') {
+      need.add(node.output[0]);
+      need.add(node.input[1]);
+    } else if (node.opType === 'Gemm' || node.opType === 'MatMul') {
+      need.add(node.input[0]);
+      need.add(node.input[1]);
+    }
+  }
+  return [...need];
+}
+
+/** Shapes from initializers and value_info; a symbolic dim equal to the input's batch dim is 1. */
+function recordedShapes(index: GraphIndex, values: string[]): Map<string, number[]> {
+  const input = index.dataInputs()[0];
+  const batchSym = input ? index.shapeOf(input.name)?.[0] : undefined;
+  const out = new Map<string, number[]>();
+  for (const v of values) {
+    const t = index.constantTensor(v);
+    if (t) {
+      out.set(v, tensorDims(t));
+      continue;
+    }
+    const s = index.shapeOf(v);
+    if (!s) continue;
+    const dims = s.map((d) => (typeof d === 'number' && d > 0 ? d : typeof batchSym === 'string' && d === batchSym ? 1 : -1));
+    if (dims.every((d) => d > 0)) out.set(v, dims);
+  }
+  return out;
+}
+
+/** Runs the model once on zeros with the missing values exposed as outputs; returns their dims. */
+async function probeShapes(model: OnnxModel, missing: string[], inputShape: number[], eps?: ExecutionProvider[]): Promise<Map<string, number[]>> {
+  const graph = model.proto.graph!;
+  const index = new GraphIndex(graph, model.baseDir);
+  const existing = new Set(graph.output.map((o) => o.name));
+  const added = missing.filter((v) => !existing.has(v));
+  const before = graph.output.length;
+  for (const v of added) {
+    const vi = index.valueInfo.get(v);
+    const elem = vi?.type?.value.case === 'tensorType' ? vi.type.value.value.elemType : DataType.FLOAT;
+    graph.output.push(
+      create(ValueInfoProtoSchema, { name: v, type: { value: { case: 'tensorType', value: { elemType: elem } } } }),
+    );
+  }
+  try {
+    // No graph optimization: every exposed value must survive as computed.
+    const rt = await createRuntime(model, { executionProviders: eps ?? ['cpu'], graphOptimizationLevel: 'disabled' });
+    try {
+      const res = await runBatch(rt, new Float32Array(elementCount(inputShape)), inputShape, missing);
+      const out = new Map<string, number[]>();
+      for (const v of missing) out.set(v, [...res[v].dims]);
+      return out;
+    } finally {
+      await rt.session.release();
+    }
+  } finally {
+    graph.output.splice(before);
+  }
+}
+
+function matmulMacs(a: number[], b: number[]): number {
+  // numpy matmul semantics: 1-D operands are promoted and the added axis removed.
+  const A = a.length === 1 ? [1, a[0]] : a;
+  const B = b.length === 1 ? [b[0], 1] : b;
+  const m = A[A.length - 2];
+  const k = A[A.length - 1];
+  const n = B[B.length - 1];
+  const batchA = A.slice(0, -2);
+  const batchB = B.slice(0, -2);
+  let batch = 1;
+  for (let i = 0; i < Math.max(batchA.length, batchB.length); i++) {
+    const da = batchA[batchA.length - 1 - i] ?? 1;
+    const db = batchB[batchB.length - 1 - i] ?? 1;
+    batch *= Math.max(da, db);
+  }
+  return batch * m * n * k;
+}
+
+function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number {
+  const shape = (v: string) => {
+    const s = shapes.get(v);
+    if (!s) throw new GraphError(`cost: no shape for '${v}' of ${GraphIndex.label(node)}`);
+    return s;
+  };
+  if (node.opType === 'Conv') {
+    const w = shape(node.input[1]);
+    return elementCount(shape(node.output[0])) * elementCount(w.slice(1));
+  }
+  if (node.opType === 'Gemm') {
+    const a = shape(node.input[0]);
+    const b = shape(node.input[1]);
+    const [m, k] = attrInt(node, 'transA', 0) ? [a[1], a[0]] : [a[0], a[1]];
+    const n = attrInt(node, 'transB', 0) ? b[0] : b[1];
+    return m * n * k;
+  }
+  if (node.opType === 'MatMul') return matmulMacs(shape(node.input[0]), shape(node.input[1]));
+  return 0;
+}
+
+/** Parameters, weight MiB and batch-1 MACs per op type of a model. */
+export async function graphCost(model: OnnxModel | string, options: CostOptions = {}): Promise<GraphCost> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const index = GraphIndex.ofModel(m);
+  const { parameters, weightBytes } = countParameters(m.proto);
+  const inputShape = batchOneInputShape(index, options.inputShape);
+  const needed = neededValues(index);
+  let shapes = recordedShapes(index, needed);
+  let shapeSource: GraphCost['shapeSource'] = 'value_info';
+  const missing = needed.filter((v) => !shapes.has(v));
+  if (missing.length > 0 || options.inputShape) {
+    // A caller's input shape may differ from the recorded one: then recorded activation shapes are stale.
+    const toProbe = options.inputShape ? needed.filter((v) => !index.constantTensor(v)) : missing;
+    const probed = await probeShapes(m, toProbe, inputShape, options.executionProviders);
+    shapes = new Map([...shapes, ...probed]);
+    shapeSource = 'probe';
+  }
+  const nodes: NodeCost[] = [];
+  const macsByOpType: Record<string, number> = {};
+  let macs = 0;
+  let attentionMacs = 0;
+  const uncounted = new Set<string>();
+  for (const node of index.graph.node) {
+    if (UNCOUNTED_HEAVY_OPS.has(node.opType)) uncounted.add(node.opType);
+    if (node.opType !== 'Conv' && node.opType !== 'Gemm' && node.opType !== 'MatMul') continue;
+    const n = nodeMacs(node, shapes);
+    const attention = node.opType === 'MatMul' && !index.constantTensor(node.input[0]) && !index.constantTensor(node.input[1]);
+    nodes.push({ node: node.name || node.output[0], opType: node.opType, macs: n, attention });
+    macsByOpType[node.opType] = (macsByOpType[node.opType] ?? 0) + n;
+    macs += n;
+    if (attention) attentionMacs += n;
+  }
+  return {
+    parameters,
+    weightBytes,
+    weightMiB: weightBytes / 2 ** 20,
+    macs,
+    macsByOpType,
+    attentionMacs,
+    nodes,
+    inputShape,
+    shapeSource,
+    uncountedOpTypes: [...uncounted].sort(),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * Measured cost: onnxruntime latency (median and spread of N timed runs after warm-up, per batch
+ * size) and the peak resident memory of an inference process. Peak memory is read in a child
+ * Node process (`process.resourceUsage().maxRSS`), so this process's own memory does not pollute
+ * it; the child's memory before loading the model is reported too, as the baseline of a bare
+ * Node + onnxruntime process.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { GraphIndex } from '../onnx/graph.js';
+import { loadModel, serializeModel, type OnnxModel } from '../onnx/io.js';
+import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
+import { batchOneInputShape } from './cost.js';
+import { quantileSorted } from './bootstrap.js';
+
+export interface LatencyStats {
+  batchSize: number;
+  runs: number;
+  medianMs: number;
+  /** 10th and 90th percentiles of the run times. */
+  p10Ms: number;
+  p90Ms: number;
+  minMs: number;
+  maxMs: number;
+  /** Median absolute deviation from the median. */
+  madMs: number;
+  /** medianMs / batchSize. */
+  medianPerImageMs: number;
+}
+
+export interface LatencyOptions {
+  /** Batch sizes to time (default [1, 8]). */
+  batchSizes?: number[];
+  /** Timed runs per batch size (default 20). */
+  runs?: number;
+  /** Untimed runs first (default 3). */
+  warmup?: number;
+  executionProviders?: ExecutionProvider[];
+  intraOpNumThreads?: number;
+  /** Input shape at batch 1 where the graph's input has other symbolic dims. */
+  inputShape?: number[];
+}
+
+/** Summary statistics of a list of run times in milliseconds. */
+export function summarizeTimes(batchSize: number, times: number[]): LatencyStats {
+  const sorted = Float64Array.from(times).sort();
+  const median = quantileSorted(sorted, 0.5);
+  const dev = Float64Array.from(times, (t) => Math.abs(t - median)).sort();
+  return {
+    batchSize,
+    runs: times.length,
+    medianMs: median,
+    p10Ms: quantileSorted(sorted, 0.1),
+    p90Ms: quantileSorted(sorted, 0.9),
+    minMs: sorted[0],
+    maxMs: sorted[sorted.length - 1],
+    madMs: quantileSorted(dev, 0.5),
+    medianPerImageMs: median / batchSize,
+  };
+}
+
+/** Times onnxruntime inference of a model on random inputs at each batch size. */
+export async function measureLatency(model: OnnxModel | string, options: LatencyOptions = {}): Promise<{ provider: ExecutionProvider; results: LatencyStats[] }> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const shape1 = batchOneInputShape(GraphIndex.ofModel(m), options.inputShape);
+  const rt = await createRuntime(m, {
+    executionProviders: options.executionProviders ?? ['cpu'],
+    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+  });
+  const runs = options.runs ?? 20;
+  const warmup = options.warmup ?? 3;
+  const results: LatencyStats[] = [];
+  try {
+    for (const bs of options.batchSizes ?? [1, 8]) {
+      const dims = [bs, ...shape1.slice(1)];
+      const x = new Float32Array(dims.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 0.5;
+      for (let i = 0; i < warmup; i++) await runBatch(rt, x, dims);
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const t0 = performance.now();
+        await runBatch(rt, x, dims);
+        times.push(performance.now() - t0);
+      }
+      results.push(summarizeTimes(bs, times));
+    }
+  } finally {
+    await rt.session.release();
+  }
+  return { provider: rt.provider, results };
+}
+
+export interface PeakMemory {
+  /** Peak resident set of the child after loading the model and running it, MiB. */
+  peakRssMiB: number;
+  /** Peak resident set of the child after importing onnxruntime, before loading the model, MiB. */
+  baselineRssMiB: number;
+  batchSize: number;
+  provider: string;
+}
+
+// The child: imports onnxruntime-node, records maxRSS, creates the session, runs, records again.
+const CHILD = `
+const [ortUrl, modelPath, dimsJson, runs, ep] = process.argv.slice(1);
+const ort = await import(ortUrl);
+const InferenceSession = ort.InferenceSession ?? ort.default.InferenceSession;
+const Tensor = ort.Tensor ?? ort.default.Tensor;
+const baseline = process.resourceUsage().maxRSS;
+const session = await InferenceSession.create(modelPath, { executionProviders: [ep], logSeverityLevel: 3 });
+const dims = JSON.parse(dimsJson);
+const x = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.1);
+for (let i = 0; i < Number(runs); i++) await session.run({ [session.inputNames[0]]: new Tensor('float32', x, dims) });
+process.stdout.write(JSON.stringify({ baseline, peak: process.resourceUsage().maxRSS }));
+`;
+
+/**
+ * Peak memory of a fresh inference process: a child Node process loads the model with
+ * onnxruntime-node and runs `runs` batches. A model given in memory is written to a temporary file.
+ */
+export async function measurePeakMemory(
+  model: OnnxModel | string,
+  options: { batchSize?: number; runs?: number; executionProvider?: ExecutionProvider; inputShape?: number[] } = {},
+): Promise<PeakMemory> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const shape1 = batchOneInputShape(GraphIndex.ofModel(m), options.inputShape);
+  const batchSize = options.batchSize ?? 1;
+  const dims = [batchSize, ...shape1.slice(1)];
+  let path = typeof model === 'string' ? model : undefined;
+  let tmp: string | undefined;
+  if (!path) {
+    tmp = mkdtempSync(join(tmpdir(), 'fairprune-mem-'));
+    path = join(tmp, 'model.onnx');
+    writeFileSync(path, serializeModel(m));
+  }
+  const ortUrl = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
+  const ep = options.executionProvider ?? 'cpu';
+  try {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ortUrl, path!, JSON.stringify(dims), String(options.runs ?? 3), ep], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`peak-memory child exited with ${code}: ${err.trim().slice(0, 500)}`))));
+    });
+    const { baseline, peak } = JSON.parse(stdout) as { baseline: number; peak: number };
+    // maxRSS is in KiB.
+    return { peakRssMiB: peak / 1024, baselineRssMiB: baseline / 1024, batchSize, provider: ep };
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
