@@ -1,0 +1,74 @@
+/**
+ * The JSON report of a pruning run: what was measured, what was removed, what it cost and what it
+ * changed. The HTML page is rendered from exactly this object.
+ */
+import type { UnitKind } from '../core/keep.js';
+
+/** A statistic with its bootstrap interval (lo/hi absent when no interval was computed). */
+export interface Estimate {
+  estimate: number;
+  lo?: number;
+  hi?: number;
+}
+
+export interface LayerReport {
+  /** Tapped value name (the keep set's tap). */
+  tap: string;
+  kind: UnitKind;
+  /** One line: where the tap is in the graph. */
+  description: string;
+  total: number;
+  kept: number[];
+  /** Median skewness of every unit, in unit order. */
+  medians: number[];
+  /** Fewer than minKeep units passed the threshold; the highest medians were kept instead. */
+  minKeepFired: boolean;
+  /** Medians of each skin-tone group's calibration images, when groups were known. */
+  perGroupMedians?: Record<string, number[]>;
+}
+
+export interface CostSummary {
+  parameters: number;
+  macs: number;
+  weightMiB: number;
+  /** Median onnxruntime latency per batch size, ms. */
+  latencyMs?: Record<string, { median: number; p10: number; p90: number }>;
+}
+
+export interface EvaluationSummary {
+  /** Which images: dataset and split. */
+  images: string;
+  count: number;
+  groupCounts: Record<string, number>;
+  before: Record<string, Estimate>;
+  after: Record<string, Estimate>;
+  /** after - before, paired bootstrap on the same images. */
+  difference: Record<string, Estimate>;
+  /** Bootstrap settings. */
+  bootstrap: { resamples: number; seed: number; level: number };
+}
+
+export interface PruneReport {
+  tool: { name: string; version: string };
+  createdAt: string;
+  model: { name: string; source: string; kind: 'cnn' | 'vit'; output?: string };
+  method: {
+    pattern: string;
+    scope?: 'block' | 'last';
+    threshold: number;
+    minKeep: number;
+    calibrationImages: number;
+    calibrationSource: string;
+    provider: string;
+    /** Training-free recovery applied after pruning (never part of SkewPrune itself). */
+    recovery?: string[];
+  };
+  layers: LayerReport[];
+  /** Units removed per surgery step (filters, patch channels, heads). */
+  removed: Record<string, number>;
+  cost: { before: CostSummary; after: CostSummary };
+  evaluation?: EvaluationSummary;
+  /** Wall time of each step, ms. */
+  timings: Record<string, number>;
+  notes: string[];
+}
