@@ -1,0 +1,93 @@
+/**
+ * Patch-channel removal with residual zero-padding (SPEC section 3, SkewPrune Algorithm 3): the
+ * patch-embedding Conv loses the filters not in K, and right after it a Pad (one zero channel
+ * appended) and a Gather (channel c -> its new position, or the zero channel when removed) restore
+ * width d, so the class token, position embedding and every block see the width they expect.
+ * Two data-movement nodes; no dense op.
+ */
+import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, type NodeProto } from '../../onnx/index.js';
+import type { OnnxModel } from '../../onnx/io.js';
+import { normalizeKeep, type KeepSet } from '../../core/keep.js';
+import { cloneModel } from './heads.js';
+import { constantFloats, replaceConstantInput, selectRows } from './linear.js';
+
+export interface PatchPruneRecord {
+  /** The patch Conv's output value (its name is kept by the restored width-d tensor). */
+  tap: string;
+  conv: string;
+  total: number;
+  kept: number[];
+  removed: number[];
+  /** The Pad and Gather nodes added (none when nothing was removed). */
+  addedNodes: string[];
+  /** The pruned Conv's own output, [B, |K|, h, w]. */
+  prunedValue?: string;
+}
+
+/** The opset of the default ONNX domain. */
+export function defaultOpset(model: OnnxModel): number {
+  const o = model.proto.opsetImport.find((x) => x.domain === '' || x.domain === 'ai.onnx');
+  return o ? Number(o.version) : 1;
+}
+
+export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: OnnxModel; record: PatchPruneRecord } {
+  if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
+  const out = cloneModel(model);
+  const index = GraphIndex.ofModel(out);
+  const graph = index.graph;
+  const conv = index.producer.get(keep.tap);
+  if (!conv || conv.opType !== 'Conv') {
+    throw new GraphError(`patch tap '${keep.tap}' is ${conv ? `the output of ${GraphIndex.label(conv)}` : 'not produced by any node'}, not of a Conv`);
+  }
+  if (attrInt(conv, 'group', 1) !== 1) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} is grouped; expected a plain patch embedding`);
+  const w = constantFloats(index, conv.input[1]);
+  if (!w || w.dims.length !== 4) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has no constant 4-D weight`);
+  const d = w.dims[0];
+  if (keep.total !== d) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has ${d} filters; the keep set says ${keep.total}`);
+  const kept = normalizeKeep(keep);
+  if (kept.length === 0) throw new GraphError(`patch keep set '${keep.tap}' keeps no channel; at least one must stay`);
+  const removed = Array.from({ length: d }, (_, i) => i).filter((i) => !kept.includes(i));
+  const record: PatchPruneRecord = { tap: keep.tap, conv: conv.name || conv.output[0], total: d, kept, removed, addedNodes: [] };
+  if (removed.length === 0) return { model: out, record };
+
+  const per = w.values.length / d;
+  replaceConstantInput(index, conv, 1, [kept.length, ...w.dims.slice(1)], selectRows(w.values, d, per, kept), w.tensor);
+  if (conv.input[2]) {
+    const b = constantFloats(index, conv.input[2]);
+    if (!b) throw new GraphError(`bias of patch Conv ${GraphIndex.label(conv)} is not constant`);
+    replaceConstantInput(index, conv, 2, [kept.length], Float32Array.from(kept, (i) => b.values[i]), b.tensor);
+  }
+
+  // The Conv writes a new value; the tap's name now belongs to the restored width-d tensor, so
+  // every consumer (and a graph output, if the tap is one) reads width d unchanged.
+  const pruned = index.uniqueName(`${keep.tap}_kept`);
+  conv.output[0] = pruned;
+  const padded = index.uniqueName(`${keep.tap}_padded`);
+  const k = kept.length;
+  const position = new Map(kept.map((c, i) => [c, i]));
+  const gatherIdx = makeInt64Tensor(index.uniqueName(`${keep.tap}_channel_map`), Array.from({ length: d }, (_, c) => position.get(c) ?? k));
+  graph.initializer.push(gatherIdx);
+  let pad: NodeProto;
+  const padName = index.uniqueName(`${record.conv}_zero_pad`);
+  if (defaultOpset(out) >= 11) {
+    // pads = [begin of every axis..., end of every axis...]: one zero channel after the last one.
+    const pads = makeInt64Tensor(index.uniqueName(`${keep.tap}_pads`), [0, 0, 0, 0, 0, 1, 0, 0]);
+    graph.initializer.push(pads);
+    pad = makeNode('Pad', [pruned, pads.name], [padded], padName);
+  } else {
+    pad = makeNode('Pad', [pruned], [padded], padName, [intsAttr('pads', [0, 0, 0, 0, 0, 1, 0, 0])]);
+  }
+  const gather = makeNode('Gather', [padded, gatherIdx.name], [keep.tap], index.uniqueName(`${record.conv}_restore_width`), [intAttr('axis', 1)]);
+  const at = graph.node.indexOf(conv);
+  graph.node.splice(at + 1, 0, pad, gather);
+
+  const shape = index.shapeOf(keep.tap);
+  if (shape?.length === 4) {
+    const elem = index.valueInfo.get(keep.tap)?.type?.value.case === 'tensorType' ? (index.valueInfo.get(keep.tap)!.type!.value.value as { elemType: number }).elemType : DataType.FLOAT;
+    graph.valueInfo.push(makeValueInfo(pruned, elem, [shape[0], k, shape[2], shape[3]]));
+    graph.valueInfo.push(makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]]));
+  }
+  record.addedNodes = [pad.name, gather.name];
+  record.prunedValue = pruned;
+  return { model: out, record };
+}

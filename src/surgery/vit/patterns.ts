@@ -1,0 +1,78 @@
+/**
+ * SkewPrune's ViT pruning patterns (SPEC section 5) composed from patch-channel and head removal.
+ * 'staged' needs a recalibration between its two steps; surgery knows nothing of calibration, so
+ * the caller passes that step in as a function (see pruneVitStaged and docs/surgery-vit.md).
+ */
+import { GraphError, GraphIndex } from '../../onnx/index.js';
+import type { OnnxModel } from '../../onnx/io.js';
+import type { KeepSet } from '../../core/keep.js';
+import { matchAttention } from './attention.js';
+import { pruneHeads, type HeadPruneRecord } from './heads.js';
+import { prunePatchChannels, type PatchPruneRecord } from './patch.js';
+
+export type VitPattern = 'patch' | 'patch+early-heads' | 'heads' | 'patch+heads' | 'staged';
+
+export interface VitPruneOptions {
+  pattern: Exclude<VitPattern, 'staged'>;
+  patchKeep?: KeepSet;
+  /** Keep sets per attention block (tap = its Softmax output); blocks without one stay whole. */
+  headKeeps?: KeepSet[];
+}
+
+export interface VitPruneResult {
+  model: OnnxModel;
+  patch?: PatchPruneRecord;
+  heads: HeadPruneRecord[];
+  /** Head keep sets left unused by the pattern ('patch+early-heads' uses the first block only). */
+  ignoredHeadKeeps: string[];
+}
+
+export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneResult {
+  const { pattern } = options;
+  const wantsPatch = pattern !== 'heads';
+  const wantsHeads = pattern !== 'patch';
+  if ((pattern as string) === 'staged') {
+    throw new GraphError("pattern 'staged' needs a recalibration between its steps: use pruneVitStaged(model, patchKeep, recalibrateHeads)");
+  }
+  if (!['patch', 'patch+early-heads', 'heads', 'patch+heads'].includes(pattern)) throw new GraphError(`unknown ViT pruning pattern '${pattern}'`);
+  if (wantsPatch && !options.patchKeep) throw new GraphError(`pattern '${pattern}' needs a patch keep set`);
+  if (wantsHeads && !options.headKeeps) throw new GraphError(`pattern '${pattern}' needs head keep sets`);
+  let headKeeps = wantsHeads ? options.headKeeps! : [];
+  const ignored: string[] = wantsHeads ? [] : (options.headKeeps ?? []).map((k) => k.tap);
+  if (pattern === 'patch+early-heads') {
+    const first = matchAttention(GraphIndex.ofModel(model))[0]?.block.id;
+    if (!first) throw new GraphError('the model has no attention block');
+    ignored.push(...headKeeps.filter((k) => k.tap !== first).map((k) => k.tap));
+    headKeeps = headKeeps.filter((k) => k.tap === first);
+  }
+  let current = model;
+  let patch: PatchPruneRecord | undefined;
+  if (wantsPatch) {
+    const r = prunePatchChannels(current, options.patchKeep!);
+    current = r.model;
+    patch = r.record;
+  }
+  let heads: HeadPruneRecord[] = [];
+  if (wantsHeads) {
+    const r = pruneHeads(current, headKeeps);
+    current = r.model;
+    heads = r.records;
+  }
+  return { model: current, patch, heads, ignoredHeadKeeps: ignored };
+}
+
+/**
+ * The 'staged' pattern: remove patch channels, let the caller recalibrate heads on the
+ * patch-pruned model (block ids, the Softmax outputs, are unchanged by patch removal), then remove
+ * heads with the keep sets it returns.
+ */
+export async function pruneVitStaged(
+  model: OnnxModel,
+  patchKeep: KeepSet,
+  recalibrateHeads: (patchPruned: OnnxModel) => Promise<KeepSet[]> | KeepSet[],
+): Promise<VitPruneResult> {
+  const p = prunePatchChannels(model, patchKeep);
+  const headKeeps = await recalibrateHeads(p.model);
+  const h = pruneHeads(p.model, headKeeps);
+  return { model: h.model, patch: p.record, heads: h.records, ignoredHeadKeeps: [] };
+}
