@@ -105,6 +105,24 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def fixture_init(model, seed=0):
+    """Weights that make small fixtures numerically useful: non-zero biases everywhere (so bias
+    pruning is exercised and the exporter does not deduplicate identical zero biases into Identity
+    nodes) and Linear weights N(0, 1/fan_in) so logits are O(1) rather than ~1e-3."""
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0, 1.0 / m.in_features ** 0.5, generator=g)
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+            if isinstance(m, nn.MultiheadAttention) and m.in_proj_bias is not None:
+                m.in_proj_bias.uniform_(-0.1, 0.1, generator=g)
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+
+
 def warm_bn(model, input_size, steps=5, seed=0):
     """Train-mode forwards on random data so BatchNorm running stats are non-trivial."""
     g = torch.Generator().manual_seed(seed)
@@ -136,10 +154,12 @@ def export_onnx(model, out, input_size, opset, metadata=None, check=True):
     kw = {}
     if has_bn:
         kw['training'] = torch.onnx.TrainingMode.PRESERVE
-    with torch.no_grad():
-        torch.onnx.export(model, x, out, input_names=['input'], output_names=['logits'], opset_version=opset,
-                          do_constant_folding=True,
-                          dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}, **kw)
+    # Not under torch.no_grad(): with grad enabled and parameters requiring grad, torch 1.13's
+    # nn.MultiheadAttention avoids its fused fast path (aten::_native_multi_head_attention, which
+    # has no ONNX export) and exports the decomposed attention.
+    torch.onnx.export(model, x, out, input_names=['input'], output_names=['logits'], opset_version=opset,
+                      do_constant_folding=True,
+                      dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}, **kw)
     import onnx
     m = onnx.load(out)
     if metadata:
@@ -150,6 +170,26 @@ def export_onnx(model, out, input_size, opset, metadata=None, check=True):
     if check:
         onnx.checker.check_model(m)
     return m
+
+
+def verify_with_ort(model, onnx_path, input_size, n=3, seed=123):
+    """Run the ONNX with onnxruntime-node (models/run_onnx.mjs) on random inputs and compare
+    with the torch model in eval mode. Returns the max abs difference of the logits."""
+    import subprocess
+    import tempfile
+    import numpy as np
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, input_size, input_size, generator=g)
+    with torch.no_grad():
+        ref = model.eval()(x).numpy()
+    with tempfile.TemporaryDirectory() as d:
+        xi, yo = os.path.join(d, 'x.f32'), os.path.join(d, 'y.f32')
+        x.numpy().astype('<f4').tofile(xi)
+        subprocess.run(['node', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'run_onnx.mjs'),
+                        onnx_path, xi, yo, '--shape', f'{n},3,{input_size},{input_size}'], check=True,
+                       stderr=subprocess.DEVNULL)
+        got = np.fromfile(yo, dtype='<f4').reshape(ref.shape)
+    return float(np.abs(got - ref).max()), float(np.abs(ref).max())
 
 
 def main():
@@ -172,6 +212,10 @@ def main():
     ap.add_argument('--hidden-dim', type=int, default=768)
     ap.add_argument('--mlp-dim', type=int, default=3072)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--verify', action='store_true', help='compare onnxruntime-node output with torch')
+    ap.add_argument('--init', choices=['default', 'fixture'], default=None,
+                    help='fixture: non-zero biases, N(0,1/fan_in) Linear weights, random LayerNorm affine '
+                         '(default without --full); default: the architecture\'s own init')
     ap.add_argument('--bn-warmup', type=int, default=5, help='random train-mode forwards for BN running stats')
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -210,10 +254,15 @@ def main():
         model = ViTHF(image_size=a.input, patch_size=a.patch, hidden=a.hidden_dim, layers=a.layers, heads=a.heads,
                       mlp=a.mlp_dim, num_classes=a.num_classes)
         kind = 'vit'
+    if (a.init or ('default' if a.full else 'fixture')) == 'fixture':
+        fixture_init(model, a.seed)
     model.eval()
     print(f'{a.arch}: {n_params(model):,} parameters ({n_params(model) / 1e6:.2f} M)')
     export_onnx(model, a.out, a.input, a.opset, {'fairprune.kind': kind}, check=True)
     print(f'wrote {a.out} ({os.path.getsize(a.out) / 2**20:.2f} MiB)')
+    if a.verify:
+        d, scale = verify_with_ort(model, a.out, a.input)
+        print(f'onnxruntime vs torch: max |diff| {d:.2e} (max |logit| {scale:.2f})')
 
 
 if __name__ == '__main__':
