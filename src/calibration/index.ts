@@ -1,0 +1,18 @@
+/**
+ * Calibration (SkewPrune Algorithm 1): find the taps, run calibration images through
+ * onnxruntime, and reduce every tapped map to per-unit median skewness and keep sets.
+ * Knows nothing of surgery: its output is the KeepSet contract of src/core/keep.ts.
+ */
+export { skewness, skewnessOnePass, median, reduceBatch, CONSTANT_REL, CONSTANT_ABS, type NumericArray } from './skewness.js';
+export { discoverTaps, opTypeCounts, NoTapError, type Tap, type TapLayout, type TapSelection } from './taps.js';
+export { resolveSource, preprocessFor, CalibrationSourceError, type CalibrationItem, type CalibrationSource } from './source.js';
+export {
+  calibrate,
+  withTapOutputs,
+  TapShapeError,
+  type CalibrationOptions,
+  type CalibrationProgress,
+  type CalibrationResult,
+  type TapStatistics,
+} from './runner.js';
+export { keepSetFromMedians, keepSetsFromMedians, type KeepRule, type KeepDecision } from './keep.js';

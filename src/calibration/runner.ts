@@ -1,0 +1,316 @@
+/**
+ * The calibration runner: taps become extra outputs of an in-memory copy of the model, images
+ * stream through onnxruntime batch by batch, and each batch's tap maps are reduced at once to
+ * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
+ */
+import { DataType, GraphIndex, GraphError, loadModel, makeValueInfo, type ModelProto, type OnnxModel, type ValueInfoProto } from '../onnx/index.js';
+import { createRuntime, runBatch, type ExecutionProvider, type Runtime, type RuntimeOptions } from '../runtime/session.js';
+import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
+import type { UnitKind } from '../core/keep.js';
+import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './taps.js';
+import { preprocessFor, resolveSource, type CalibrationItem, type CalibrationSource } from './source.js';
+import { median, reduceBatch } from './skewness.js';
+
+export interface CalibrationProgress {
+  /** Batches done, and in all (an upper bound when images are skipped). */
+  batch: number;
+  batches: number;
+  /** Images measured so far, and in the source. */
+  images: number;
+  total: number;
+  skipped: number;
+}
+
+export interface CalibrationOptions {
+  /** Which taps to measure (default 'auto': every tap the graph has). Ignored when `taps` is given. */
+  kind?: TapSelection;
+  /** Explicit taps (from discoverTaps) or tapped value names. */
+  taps?: readonly (Tap | string)[];
+  /** Images per onnxruntime run (default 16; a model with a fixed batch size uses that). */
+  batchSize?: number;
+  /** Providers in order of preference (default ['cpu']); CUDA falls back to CPU unless strict. */
+  executionProviders?: ExecutionProvider[];
+  strict?: boolean;
+  /** Receives the provider-fallback warning (default console.warn; once per reason per process). */
+  warn?: (message: string) => void;
+  /**
+   * onnxruntime optimization level (default 'extended'). Taps are graph outputs, which no fusion
+   * may remove, so every level yields the same tap values (tests/calibration.test.ts checks it).
+   */
+  graphOptimizationLevel?: RuntimeOptions['graphOptimizationLevel'];
+  intraOpNumThreads?: number;
+  /** Preprocessing (default: the model's metadata, else torchvision ImageNet at the input size). */
+  preprocess?: Preprocess;
+  /** Skip unreadable images and list them in the result, instead of failing on the first. */
+  skipUnreadable?: boolean;
+  /** Called after every batch. */
+  onProgress?: (p: CalibrationProgress) => void;
+  /** Also collect the model's first output (logits) for every image, in image order. */
+  collectLogits?: boolean;
+}
+
+export interface TapStatistics {
+  tap: Tap;
+  kind: UnitKind;
+  layout: TapLayout;
+  /** Channels (or heads) measured. */
+  units: number;
+  /** Values per map (H*W, or T*T). */
+  mapSize: number;
+  /** Per-unit median skewness over images. */
+  medians: Float64Array;
+  /** Per-unit skewness of every image: perImage[u][i] (views on one units x images buffer). */
+  perImage: Float64Array[];
+  /** Per-unit medians over the images of each group, when the source gives groups. */
+  perGroupMedians?: Record<string, Float64Array>;
+}
+
+export interface CalibrationResult {
+  /** The execution provider that ran. */
+  provider: ExecutionProvider;
+  /** Why a requested provider was not used, if one was not. */
+  fallbackReason?: string;
+  inputName: string;
+  preprocess: Preprocess;
+  batchSize: number;
+  /** Measured images, in order (skipped ones left out). */
+  images: string[];
+  /** Group and label of each measured image, when the source gives them. */
+  groups?: (string | undefined)[];
+  labels?: (number | string | undefined)[];
+  /** Images that could not be read (only with skipUnreadable). */
+  skipped: { image: string; reason: string }[];
+  taps: TapStatistics[];
+  /** The first model output for every measured image, row-major [images, ...dims]. */
+  logits?: { name: string; dims: number[]; values: Float32Array };
+}
+
+/** Raised when a tap's run-time shape contradicts its layout. Names the tap. */
+export class TapShapeError extends GraphError {}
+
+/**
+ * Runs the calibration images through the model and returns per-unit median skewness for every
+ * tap. The caller's model is not modified.
+ */
+export async function calibrate(model: OnnxModel | string, source: CalibrationSource, options: CalibrationOptions = {}): Promise<CalibrationResult> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const taps = selectTaps(m, options);
+  const items = resolveSource(source);
+  const index = GraphIndex.ofModel(m);
+  const input = index.dataInputs();
+  if (input.length !== 1) throw new GraphError(`calibration needs a model with one image input; this one has ${input.length} (${input.map((v) => v.name).join(', ')})`);
+  const inputName = input[0].name;
+  const inputShape = index.shapeOf(inputName);
+  if (inputShape && inputShape.length !== 4) throw new GraphError(`input '${inputName}' has rank ${inputShape.length}; calibration feeds NCHW images`);
+  const side = [inputShape?.[2], inputShape?.[3]];
+  const pre = preprocessFor(m, typeof side[0] === 'number' ? side[0] : undefined, options.preprocess);
+  for (const s of side) {
+    if (typeof s === 'number' && s !== pre.crop) {
+      throw new GraphError(`input '${inputName}' is ${side.join('x')} but preprocessing crops ${pre.crop}x${pre.crop}; pass a matching preprocess`);
+    }
+  }
+  const fixedBatch = typeof inputShape?.[0] === 'number' ? inputShape[0] : undefined;
+  const batchSize = fixedBatch ?? options.batchSize ?? 16;
+  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  const logitsName = m.proto.graph!.output[0]?.name;
+
+  const rt = await createRuntime(withTapOutputs(m, taps), {
+    executionProviders: options.executionProviders,
+    strict: options.strict,
+    warn: options.warn,
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
+    intraOpNumThreads: options.intraOpNumThreads,
+  });
+  try {
+    return await run(rt, taps, items, { ...options, pre, batchSize, fixedBatch, inputName, logitsName });
+  } finally {
+    await rt.session.release();
+  }
+}
+
+/** Taps to measure: the explicit list (names resolved against the graph) or discovery. */
+function selectTaps(model: OnnxModel, options: CalibrationOptions): Tap[] {
+  if (!options.taps) return discoverTaps(model, options.kind ?? 'auto');
+  const known = discoverTaps(model, 'auto');
+  return options.taps.map((t) => {
+    if (typeof t !== 'string') return t;
+    const found = known.find((k) => k.value === t);
+    if (!found) throw new GraphError(`'${t}' is not a tap of this model; its taps are: ${known.map((k) => k.value).join(', ')}`);
+    return found;
+  });
+}
+
+/**
+ * A shallow copy of the model whose graph also outputs every tap. Only the copy's output list is
+ * new: nodes and weights are shared with the caller's model and left untouched.
+ */
+export function withTapOutputs(model: OnnxModel, taps: readonly Tap[]): OnnxModel {
+  const graph = model.proto.graph!;
+  const index = new GraphIndex(graph, model.baseDir);
+  const extra: ValueInfoProto[] = [];
+  for (const t of taps) {
+    if (!index.producer.has(t.value)) throw new GraphError(`tap '${t.value}' is not produced by any node of the graph`);
+    if (index.graphOutputs.has(t.value) || extra.some((e) => e.name === t.value)) continue;
+    const recorded = index.valueInfo.get(t.value);
+    extra.push(recorded?.type ? recorded : makeValueInfo(t.value, DataType.FLOAT, []));
+  }
+  const proto: ModelProto = { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } };
+  // makeValueInfo with [] records rank 0; a tap's rank is unknown, so drop the shape entirely.
+  for (const e of extra) if (e.type?.value.case === 'tensorType' && e.type.value.value.shape?.dim.length === 0) e.type.value.value.shape = undefined;
+  return { proto, path: model.path, baseDir: model.baseDir };
+}
+
+interface RunPlan extends CalibrationOptions {
+  pre: Preprocess;
+  batchSize: number;
+  fixedBatch?: number;
+  inputName: string;
+  logitsName?: string;
+}
+
+interface DecodedBatch {
+  data: Float32Array;
+  items: CalibrationItem[];
+  skipped: { image: string; reason: string }[];
+}
+
+async function run(rt: Runtime, taps: Tap[], items: CalibrationItem[], plan: RunPlan): Promise<CalibrationResult> {
+  const { pre, batchSize, inputName } = plan;
+  const imageSize = 3 * pre.crop * pre.crop;
+  const total = items.length;
+  const batches = Math.ceil(total / batchSize);
+  // Per tap: units x total skewness values, unit-major; allocated on the first batch (units are
+  // known from the first run's shapes).
+  const stores: ({ units: number; mapSize: number; layout: TapLayout; values: Float64Array } | undefined)[] = taps.map(() => undefined);
+  const measured: CalibrationItem[] = [];
+  const skipped: { image: string; reason: string }[] = [];
+  const logitChunks: Float32Array[] = [];
+  let logitDims: number[] = [];
+  const outputNames = [...new Set([...taps.map((t) => t.value), ...(plan.collectLogits && plan.logitsName ? [plan.logitsName] : [])])];
+
+  let cursor = 0;
+  const decodeNext = async (): Promise<DecodedBatch | undefined> => {
+    if (cursor >= total) return undefined;
+    const chunk = items.slice(cursor, cursor + batchSize);
+    cursor += chunk.length;
+    const data = new Float32Array((plan.fixedBatch ?? chunk.length) * imageSize);
+    // Decode the batch's images concurrently (sharp runs them on its own threads).
+    const outcomes = await Promise.allSettled(chunk.map((it, i) => loadImageCHW(it.image, pre, data, i * imageSize)));
+    const ok: CalibrationItem[] = [];
+    const bad: { image: string; reason: string }[] = [];
+    outcomes.forEach((o, i) => {
+      if (o.status === 'fulfilled') {
+        // Close the gap an earlier unreadable image left.
+        if (ok.length !== i) data.copyWithin(ok.length * imageSize, i * imageSize, (i + 1) * imageSize);
+        ok.push(chunk[i]);
+      } else {
+        if (!plan.skipUnreadable) throw o.reason;
+        bad.push({ image: chunk[i].image, reason: (o.reason as Error).message });
+      }
+    });
+    const rows = plan.fixedBatch ?? ok.length;
+    if (rows > ok.length) data.fill(0, ok.length * imageSize);
+    return { data: data.subarray(0, rows * imageSize), items: ok, skipped: bad };
+  };
+
+  let pending = decodeNext();
+  for (let batch = 1; ; batch++) {
+    const decoded = await pending;
+    if (!decoded) break;
+    // Decode the next batch while this one runs.
+    pending = decodeNext();
+    pending.catch(() => undefined); // surfaced when awaited
+    skipped.push(...decoded.skipped);
+    const count = decoded.items.length;
+    if (count > 0) {
+      const rows = plan.fixedBatch ?? count;
+      const out = await runBatch(rt, decoded.data, [rows, 3, pre.crop, pre.crop], outputNames, inputName);
+      const first = measured.length;
+      taps.forEach((tap, ti) => {
+        const t = out[tap.value];
+        const shape = tapShape(tap, t.dims as readonly number[], rows);
+        let store = stores[ti];
+        if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
+        else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
+          throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
+        }
+        const data = t.data as Float32Array;
+        if (t.type !== 'float32') throw new TapShapeError(`tap '${tap.value}' is ${t.type}; calibration reads float32 maps`);
+        // Padding rows of a fixed-batch model are not measured.
+        reduceBatch(data.subarray(0, count * shape.units * shape.mapSize), count, shape.units, shape.mapSize, store.values, total, first);
+      });
+      if (plan.collectLogits && plan.logitsName) {
+        const l = out[plan.logitsName];
+        const per = (l.data as Float32Array).length / rows;
+        logitDims = (l.dims as readonly number[]).slice(1);
+        logitChunks.push((l.data as Float32Array).slice(0, count * per));
+      }
+      measured.push(...decoded.items);
+    }
+    plan.onProgress?.({ batch, batches, images: measured.length, total, skipped: skipped.length });
+  }
+  if (!measured.length) throw new Error(`no calibration image could be read (${skipped.length} skipped; first: ${skipped[0]?.image}: ${skipped[0]?.reason})`);
+
+  const n = measured.length;
+  const hasGroups = measured.some((it) => it.group !== undefined);
+  const groupNames = hasGroups ? [...new Set(measured.map((it) => it.group).filter((g): g is string => g !== undefined))].sort() : [];
+  const tapStats: TapStatistics[] = taps.map((tap, ti) => {
+    const s = stores[ti]!;
+    const perImage = Array.from({ length: s.units }, (_, u) => s.values.subarray(u * total, u * total + n));
+    const medians = Float64Array.from(perImage, (row) => median(row));
+    const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage };
+    if (hasGroups) {
+      stats.perGroupMedians = {};
+      for (const g of groupNames) {
+        const members = measured.flatMap((it, i) => (it.group === g ? [i] : []));
+        stats.perGroupMedians[g] = Float64Array.from(perImage, (row) => median(Float64Array.from(members, (i) => row[i])));
+      }
+    }
+    return stats;
+  });
+
+  const result: CalibrationResult = {
+    provider: rt.provider,
+    fallbackReason: rt.fallbackReason,
+    inputName,
+    preprocess: pre,
+    batchSize,
+    images: measured.map((it) => it.image),
+    skipped,
+    taps: tapStats,
+  };
+  if (hasGroups) result.groups = measured.map((it) => it.group);
+  if (measured.some((it) => it.label !== undefined)) result.labels = measured.map((it) => it.label);
+  if (plan.collectLogits && plan.logitsName) {
+    const values = new Float32Array(logitChunks.reduce((a, c) => a + c.length, 0));
+    let at = 0;
+    for (const c of logitChunks) values.set(c, (at += c.length) - c.length);
+    result.logits = { name: plan.logitsName, dims: logitDims, values };
+  }
+  return result;
+}
+
+/** Units and map size of a tap from its run-time dims, checked against the graph's layout. */
+function tapShape(tap: Tap, dims: readonly number[], batch: number): { units: number; mapSize: number; layout: TapLayout } {
+  const where = `tap '${tap.value}' (${tap.node})`;
+  const rest = (from: number) => dims.slice(from).reduce((a, b) => a * b, 1);
+  if (tap.kind !== 'heads') {
+    if (dims.length !== 4 || dims[0] !== batch) throw new TapShapeError(`${where}: expected [${batch}, C, H, W], got [${dims.join(', ')}]`);
+    if (tap.units !== undefined && dims[1] !== tap.units) throw new TapShapeError(`${where}: the graph says ${tap.units} channels, the run gives ${dims[1]}`);
+    return { units: dims[1], mapSize: rest(2), layout: 'NCHW' };
+  }
+  if (dims.length === 4) {
+    if (dims[0] !== batch) throw new TapShapeError(`${where}: expected [${batch}, H, T, T], got [${dims.join(', ')}]`);
+    if (tap.units !== undefined && dims[1] !== tap.units) throw new TapShapeError(`${where}: the graph says ${tap.units} heads, the run gives ${dims[1]}`);
+    return { units: dims[1], mapSize: rest(2), layout: 'BHTT' };
+  }
+  if (dims.length === 3) {
+    // [B*H, T, T] batch-major: the graph's head count must account for the leading axis exactly.
+    const heads = tap.units ?? dims[0] / batch;
+    if (!Number.isInteger(heads) || dims[0] !== batch * heads) {
+      throw new TapShapeError(`${where}: [${dims.join(', ')}] is not [B*H, T, T] with B=${batch}${tap.units !== undefined ? `, H=${tap.units} (from the graph)` : ''}`);
+    }
+    return { units: heads, mapSize: rest(1), layout: '(BH)TT' };
+  }
+  throw new TapShapeError(`${where}: attention probabilities of rank ${dims.length} ([${dims.join(', ')}]); expected [B, H, T, T] or [B*H, T, T]`);
+}
