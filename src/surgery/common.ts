@@ -1,0 +1,100 @@
+/**
+ * Helpers shared by graph surgeries (CNN filters, ViT channels and heads): owning a constant input
+ * before editing it, and slicing tensors along one axis with typed-array copies.
+ *
+ * Nothing here knows what is being pruned; callers pass axes and index lists.
+ */
+import { clone } from '@bufbuild/protobuf';
+import {
+  GraphError,
+  GraphIndex,
+  TensorProtoSchema,
+  bitsPerElement,
+  dataTypeName,
+  ownInitializer,
+  readTensor,
+  tensorDims,
+  writeTensor,
+  type NodeProto,
+  type TensorArray,
+  type TensorProto,
+} from '../onnx/index.js';
+
+/**
+ * Makes `node`'s input `inputIndex` an initializer that only `node` reads, and returns it. Handles
+ * the three forms exporters use for weights: an initializer (copied if shared), an `Identity` of an
+ * initializer (torch's deduplication of equal weights), and a `Constant` node. The Identity or
+ * Constant left without readers is removed later by dead-code removal.
+ */
+export function ownConstantInput(index: GraphIndex, node: NodeProto, inputIndex: number): TensorProto {
+  const name = node.input[inputIndex];
+  if (index.initializers.has(name)) return ownInitializer(index, node, inputIndex);
+  let source = name;
+  // Follow Identity chains back to the constant they forward.
+  for (let p = index.producer.get(source); p?.opType === 'Identity'; p = index.producer.get(source)) source = p.input[0];
+  const t = index.constantTensor(source);
+  if (!t) throw new GraphError(`input ${inputIndex} ('${name}') of node ${GraphIndex.label(node)} is not a constant tensor`);
+  const copy = clone(TensorProtoSchema, t);
+  copy.name = index.uniqueName(`${name}_${node.name || node.output[0]}`);
+  copy.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
+  if (t.externalData.length) {
+    // Materialize external data: the copy is edited and written inline.
+    writeTensor(copy, tensorDims(t), copyOf(readTensor(t, index.baseDir)));
+  }
+  index.graph.initializer.push(copy);
+  index.initializers.set(copy.name, copy);
+  const users = index.consumersOf(name).filter((u) => u !== node || node.input.filter((i) => i === name).length > 1);
+  index.consumers.set(name, users);
+  node.input[inputIndex] = copy.name;
+  index.consumers.set(copy.name, [node]);
+  return copy;
+}
+
+function copyOf(a: TensorArray): TensorArray {
+  return a.slice() as TensorArray;
+}
+
+/**
+ * Copies the blocks of a tensor seen as [outer, axisLen, inner] whose index along the axis is
+ * kept: unit u covers axis positions u*block .. u*block+block-1, and `keepUnits` lists the units
+ * that stay, in order. Returns the new array ([outer, keepUnits.length*block, inner]).
+ */
+export function sliceUnits(src: TensorArray, outer: number, axisLen: number, inner: number, keepUnits: readonly number[], block = 1): TensorArray {
+  const ctor = src.constructor as new (n: number) => TensorArray;
+  const run = block * inner;
+  const out = new ctor(outer * keepUnits.length * run);
+  let o = 0;
+  for (let a = 0; a < outer; a++) {
+    const base = a * axisLen * inner;
+    for (const u of keepUnits) {
+      const from = base + u * run;
+      // set() of a subarray is a memcpy for same-type typed arrays.
+      (out as Float32Array).set((src as Float32Array).subarray(from, from + run), o);
+      o += run;
+    }
+  }
+  return out;
+}
+
+/**
+ * Keeps units of a tensor along `axis` (see {@link sliceUnits}) and writes the result back into
+ * `t`, updating its dims. The tensor's stored element type is kept (float16 stays float16).
+ */
+export function sliceTensorAxis(t: TensorProto, axis: number, keepUnits: readonly number[], block = 1, baseDir?: string): void {
+  const dims = tensorDims(t);
+  const a = axis < 0 ? dims.length + axis : axis;
+  if (a < 0 || a >= dims.length) throw new GraphError(`tensor '${t.name}' has no axis ${axis} (dims [${dims.join(', ')}])`);
+  if (bitsPerElement(t.dataType) < 8) throw new GraphError(`tensor '${t.name}' is ${dataTypeName(t.dataType)} (packed sub-byte type); it cannot be sliced`);
+  if (dims[a] % block !== 0) throw new GraphError(`tensor '${t.name}': axis ${a} of size ${dims[a]} is not a multiple of the block ${block}`);
+  const outer = dims.slice(0, a).reduce((x, y) => x * y, 1);
+  const inner = dims.slice(a + 1).reduce((x, y) => x * y, 1);
+  const values = sliceUnits(readTensor(t, baseDir), outer, dims[a], inner, keepUnits, block);
+  const newDims = [...dims];
+  newDims[a] = keepUnits.length * block;
+  writeTensor(t, newDims, values);
+}
+
+/** Number of elements of a tensor. */
+export function tensorSize(t: TensorProto): number {
+  return tensorDims(t).reduce((x, y) => x * y, 1);
+}
