@@ -1,0 +1,35 @@
+/**
+ * @fairprune/core: skewness-based pruning of trained ONNX skin-lesion classifiers for fairness
+ * across skin tones (SkewPrune), with fairness, accuracy and cost metrics.
+ *
+ * `skewPrune` composes the parts; each part is exported for users who build their own pipeline.
+ */
+export { skewPrune, detectKind, SkewPruneOptionError, type SkewPruneOptions, type SkewPruneResult, type PrunePattern, type ModelKind, type PipelineProgress, type UnitMedians } from './pipeline/skewprune.js';
+
+// ONNX layer
+export { loadModel, saveModel, serializeModel, type OnnxModel, type LoadOptions, type SaveOptions } from './onnx/io.js';
+export { OnnxError, OnnxFormatError, UnsupportedIrVersionError, ExternalDataError, ModelTooLargeError, OutputExistsError, GraphError } from './onnx/errors.js';
+export { GraphIndex } from './onnx/graph.js';
+
+// Runtime
+export { createRuntime, type ExecutionProvider, type RuntimeOptions, type Runtime } from './runtime/session.js';
+
+// Data
+export { loadImageCHW, IMAGENET_PREPROCESS, validatePreprocess, ImageReadError, PREPROCESS_METADATA_KEY, CLASSES_METADATA_KEY, type Preprocess } from './data/preprocess.js';
+export * from './data/index.js';
+
+// Calibration
+export * from './calibration/index.js';
+
+// Surgery
+export { pruneFilters, removeChannels, pruneFiltersToFile, surgeryTotals, type PruneFiltersOptions, type SurgeryResult, type LayerRecord, type FilterScope } from './surgery/index.js';
+export { prunePatchChannels, pruneHeads, pruneVit, pruneVitStaged, findAttentionBlocks, type AttentionBlock, type VitPattern, type VitPruneOptions, type VitPruneResult, type HeadPruneRecord, type PatchPruneRecord } from './surgery/vit/index.js';
+
+// Metrics and evaluation
+export * from './metrics/index.js';
+export * from './eval/index.js';
+
+// Contracts and reports
+export { normalizeKeep, type KeepSet, type UnitKind } from './core/keep.js';
+export { renderHtml } from './report/html.js';
+export type { PruneReport, LayerReport, CostSummary, EvaluationSummary, Estimate } from './report/types.js';

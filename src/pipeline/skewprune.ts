@@ -1,0 +1,367 @@
+/**
+ * skewPrune: calibrate, choose keep sets, remove units, and measure. This file only composes the
+ * parts (calibration, surgery, evaluation, cost); each part stands alone and is exported too.
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadModel, type OnnxModel } from '../onnx/io.js';
+import type { KeepSet, UnitKind } from '../core/keep.js';
+import type { ExecutionProvider } from '../runtime/session.js';
+import type { Preprocess } from '../data/preprocess.js';
+import { Dataset } from '../data/dataset.js';
+import {
+  calibrate,
+  discoverTaps,
+  keepSetsFromMedians,
+  type CalibrationResult,
+  type CalibrationSource,
+  type TapSelection,
+} from '../calibration/index.js';
+import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/index.js';
+import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
+import { evaluatePair, type PairResult } from '../eval/index.js';
+import { graphCost, measureLatency, type GraphCost } from '../metrics/index.js';
+import type { BootstrapOptions, Interval } from '../metrics/bootstrap.js';
+import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
+
+export type PrunePattern = 'filters' | VitPattern;
+export type ModelKind = 'cnn' | 'vit';
+
+export interface PipelineProgress {
+  /** 'calibrate', 'recalibrate' (staged), 'evaluate', 'latency'. */
+  stage: string;
+  done: number;
+  total: number;
+}
+
+export interface SkewPruneOptions {
+  /** Calibration images: a folder, a list of files, a dataset (its items), or CalibrationItems. */
+  calibration: CalibrationSource | Dataset;
+  /** 'auto' (default) detects a ViT by its patch-embedding or attention taps. */
+  kind?: ModelKind | 'auto';
+  /** Default: 'filters' for a CNN, 'heads' for a ViT (the paper's best ViT pattern without fine-tuning). */
+  pattern?: PrunePattern;
+  /** CNN only (default 'block', the paper's). */
+  scope?: FilterScope;
+  /** Keep units whose median skewness is above this (default 0). */
+  threshold?: number;
+  /** Fewest units a layer keeps (default 1). */
+  minKeep?: number;
+  batchSize?: number;
+  executionProviders?: ExecutionProvider[];
+  strict?: boolean;
+  preprocess?: Preprocess;
+  /** Labelled images to evaluate the model before and after on (same images, one pass). */
+  evaluation?: Dataset;
+  /** Bootstrap settings for the evaluation intervals, or false for point estimates. */
+  bootstrap?: BootstrapOptions | false;
+  /** Measure onnxruntime latency before and after (default false; true = batch 1 and 8, 10 runs). */
+  latency?: boolean | { batchSizes?: number[]; runs?: number };
+  /** Receives progress of every long step. */
+  onProgress?: (p: PipelineProgress) => void;
+  /** Receives warnings (provider fallback); default console.warn. */
+  warn?: (message: string) => void;
+  /** Name used in the report (default: the file name). */
+  name?: string;
+}
+
+export interface UnitMedians {
+  tap: string;
+  kind: UnitKind;
+  description: string;
+  medians: number[];
+  perGroupMedians?: Record<string, number[]>;
+}
+
+export interface SkewPruneResult {
+  /** The pruned model, in memory; save it with saveModel. The input model is not changed. */
+  model: OnnxModel;
+  kind: ModelKind;
+  pattern: PrunePattern;
+  keepSets: KeepSet[];
+  /** Every unit's median skewness, per tapped layer. */
+  medians: UnitMedians[];
+  /** Taps where fewer than minKeep units passed and the highest medians were kept. */
+  minKeepFired: string[];
+  calibration: CalibrationResult[];
+  surgery: { filters?: LayerRecord[]; patch?: PatchPruneRecord; heads?: HeadPruneRecord[] };
+  cost: { before: GraphCost; after: GraphCost };
+  evaluation?: PairResult;
+  report: PruneReport;
+}
+
+const VIT_PATTERNS: readonly PrunePattern[] = ['patch', 'patch+early-heads', 'heads', 'patch+heads', 'staged'];
+
+/** Raised for options that cannot work with the given model. */
+export class SkewPruneOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SkewPruneOptionError';
+  }
+}
+
+/** Detects CNN or ViT from the taps the graph offers. */
+export function detectKind(model: OnnxModel): ModelKind {
+  const taps = discoverTaps(model, 'auto');
+  return taps.some((t) => t.kind === 'patch' || t.kind === 'heads') ? 'vit' : 'cnn';
+}
+
+function calibrationSource(c: CalibrationSource | Dataset): CalibrationSource {
+  if (c instanceof Dataset) return { items: c.items.map((it) => ({ image: it.image, group: it.group, label: it.label })) };
+  return c;
+}
+
+function describeSource(c: CalibrationSource | Dataset): string {
+  if (c instanceof Dataset) return `${c.name}, ${c.size} images`;
+  if (typeof c === 'string') return c;
+  if (Array.isArray(c)) return `${c.length} files`;
+  return `${(c as { items: unknown[] }).items.length} images`;
+}
+
+/**
+ * Prunes a trained CNN or ViT by median activation skewness (SkewPrune) and measures the result.
+ *
+ * @example
+ * const { model, report } = await skewPrune('vgg11.onnx', { calibration: './images' });
+ * saveModel(model, 'vgg11.pruned.onnx');
+ */
+export async function skewPrune(input: string | Uint8Array | OnnxModel, options: SkewPruneOptions): Promise<SkewPruneResult> {
+  const timings: Record<string, number> = {};
+  const time = async <T>(step: string, f: () => Promise<T> | T): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      timings[step] = (timings[step] ?? 0) + performance.now() - t0;
+    }
+  };
+  const original: OnnxModel = typeof input === 'string' || input instanceof Uint8Array ? loadModel(input) : input;
+  const source = typeof input === 'string' ? input : (original.path ?? '<in memory>');
+  const kind: ModelKind = !options.kind || options.kind === 'auto' ? detectKind(original) : options.kind;
+  const pattern: PrunePattern = options.pattern ?? (kind === 'cnn' ? 'filters' : 'heads');
+  if (kind === 'cnn' && pattern !== 'filters') throw new SkewPruneOptionError(`pattern '${pattern}' is for ViTs; a CNN takes pattern 'filters'`);
+  if (kind === 'vit' && !VIT_PATTERNS.includes(pattern)) throw new SkewPruneOptionError(`pattern '${pattern}' is for CNNs; a ViT takes one of ${VIT_PATTERNS.join(', ')}`);
+  if (kind === 'vit' && options.scope) throw new SkewPruneOptionError('scope applies to CNN filter pruning only');
+  const threshold = options.threshold ?? 0;
+  const minKeep = options.minKeep ?? 1;
+  const rule = { threshold, minKeep };
+  const src = calibrationSource(options.calibration);
+
+  const calibrationOptions = (stage: string) => ({
+    batchSize: options.batchSize,
+    executionProviders: options.executionProviders,
+    strict: options.strict,
+    preprocess: options.preprocess,
+    warn: options.warn,
+    onProgress: options.onProgress ? (p: { batch: number; batches: number }) => options.onProgress!({ stage, done: p.batch, total: p.batches }) : undefined,
+  });
+  const selection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' || pattern === 'staged' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
+
+  const calibrations: CalibrationResult[] = [];
+  const first = await time('calibrate', () => calibrate(original, src, { ...calibrationOptions('calibrate'), kind: selection }));
+  calibrations.push(first);
+  const decided = keepSetsFromMedians(first, rule);
+  const keepSets = [...decided.keepSets];
+  const minKeepFired = [...decided.minKeepFired];
+
+  let pruned: OnnxModel;
+  const surgery: SkewPruneResult['surgery'] = {};
+  if (kind === 'cnn') {
+    const r = await time('surgery', () => pruneFilters(original, keepSets, { scope: options.scope ?? 'block' }));
+    pruned = r.model;
+    surgery.filters = r.layers;
+  } else if (pattern === 'staged') {
+    const patchKeep = keepSets.find((k) => k.kind === 'patch');
+    if (!patchKeep) throw new SkewPruneOptionError("pattern 'staged' needs a patch-embedding tap; the model has none");
+    const r = await time('surgery', () =>
+      pruneVitStaged(original, patchKeep, async (patchPruned) => {
+        const again = await calibrate(patchPruned, src, { ...calibrationOptions('recalibrate'), kind: 'heads' });
+        calibrations.push(again);
+        const heads = keepSetsFromMedians(again, rule);
+        keepSets.push(...heads.keepSets);
+        minKeepFired.push(...heads.minKeepFired);
+        return heads.keepSets;
+      }),
+    );
+    pruned = r.model;
+    surgery.patch = r.patch;
+    surgery.heads = r.heads;
+  } else {
+    const patchKeep = keepSets.find((k) => k.kind === 'patch');
+    const headKeeps = keepSets.filter((k) => k.kind === 'heads');
+    const r = await time('surgery', () => pruneVit(original, { pattern: pattern as Exclude<VitPattern, 'staged'>, patchKeep, headKeeps }));
+    pruned = r.model;
+    surgery.patch = r.patch;
+    surgery.heads = r.heads;
+  }
+
+  const before = await time('cost', () => graphCost(original));
+  const after = await time('cost', () => graphCost(pruned));
+
+  let evaluation: PairResult | undefined;
+  if (options.evaluation) {
+    evaluation = await time('evaluate', () =>
+      evaluatePair(original, pruned, options.evaluation!, {
+        batchSize: options.batchSize,
+        executionProviders: options.executionProviders,
+        strict: options.strict,
+        preprocess: options.preprocess,
+        bootstrap: options.bootstrap,
+        onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'evaluate', done: p.done, total: p.total }) : undefined,
+      }),
+    );
+  }
+
+  let latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs'] } = {};
+  if (options.latency) {
+    const l = options.latency === true ? {} : options.latency;
+    const opts = { batchSizes: l.batchSizes ?? [1, 8], runs: l.runs ?? 10, executionProviders: options.executionProviders };
+    const lat = async (m: OnnxModel) => {
+      const r = await measureLatency(m, opts);
+      return Object.fromEntries(r.results.map((s) => [String(s.batchSize), { median: s.medianMs, p10: s.p10Ms, p90: s.p90Ms }]));
+    };
+    latency = await time('latency', async () => ({ before: await lat(original), after: await lat(pruned) }));
+  }
+
+  const medians: UnitMedians[] = calibrations.flatMap((c) =>
+    c.taps.map((t) => ({
+      tap: t.tap.value,
+      kind: t.kind,
+      description: t.tap.description,
+      medians: Array.from(t.medians),
+      ...(t.perGroupMedians ? { perGroupMedians: Object.fromEntries(Object.entries(t.perGroupMedians).map(([g, v]) => [g, Array.from(v)])) } : {}),
+    })),
+  );
+  const cost = { before, after };
+  const report = buildReport({
+    name: options.name ?? (typeof input === 'string' ? basename(input) : basename(original.path ?? 'model.onnx')),
+    source,
+    kind,
+    pattern,
+    scope: kind === 'cnn' ? (options.scope ?? 'block') : undefined,
+    threshold,
+    minKeep,
+    calibrationSource: describeSource(options.calibration),
+    calibration: calibrations,
+    keepSets,
+    medians,
+    minKeepFired,
+    surgery,
+    cost,
+    latency,
+    evaluation,
+    evaluationName: options.evaluation ? `${options.evaluation.name}` : undefined,
+    timings,
+  });
+  return { model: pruned, kind, pattern, keepSets, medians, minKeepFired, calibration: calibrations, surgery, cost, evaluation, report };
+}
+
+function toEstimate(i: Interval | undefined, point: number | undefined): Estimate | undefined {
+  if (i) return { estimate: i.estimate, lo: i.lo, hi: i.hi };
+  return point === undefined ? undefined : { estimate: point };
+}
+
+function packageVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface ReportInput {
+  name: string;
+  source: string;
+  kind: ModelKind;
+  pattern: PrunePattern;
+  scope?: FilterScope;
+  threshold: number;
+  minKeep: number;
+  calibrationSource: string;
+  calibration: CalibrationResult[];
+  keepSets: KeepSet[];
+  medians: UnitMedians[];
+  minKeepFired: string[];
+  surgery: SkewPruneResult['surgery'];
+  cost: { before: GraphCost; after: GraphCost };
+  latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs'] };
+  evaluation?: PairResult;
+  evaluationName?: string;
+  timings: Record<string, number>;
+}
+
+/** The report object; its numbers are those of the parts, copied, never recomputed. */
+function buildReport(r: ReportInput): PruneReport {
+  // A unit's keep set decides the kept list shown; taps measured but not pruned by the pattern
+  // (for example later blocks under 'patch+early-heads') are shown as kept whole.
+  const prunedTaps = new Set<string>();
+  if (r.surgery.filters) for (const k of r.keepSets) prunedTaps.add(k.tap);
+  if (r.surgery.patch) prunedTaps.add(r.keepSets.find((k) => k.kind === 'patch')?.tap ?? '');
+  for (const h of r.surgery.heads ?? []) prunedTaps.add(h.tap);
+  const layers: LayerReport[] = r.medians.map((m) => {
+    const k = r.keepSets.find((s) => s.tap === m.tap);
+    const applied = prunedTaps.has(m.tap);
+    return {
+      tap: m.tap,
+      kind: m.kind,
+      description: m.description,
+      total: m.medians.length,
+      kept: applied && k ? [...k.keep] : m.medians.map((_, i) => i),
+      medians: m.medians,
+      minKeepFired: r.minKeepFired.includes(m.tap),
+      ...(m.perGroupMedians ? { perGroupMedians: m.perGroupMedians } : {}),
+    };
+  });
+  const removed: Record<string, number> = {};
+  for (const l of layers) removed[l.kind] = (removed[l.kind] ?? 0) + (l.total - l.kept.length);
+  const costSummary = (c: GraphCost, lat?: CostSummary['latencyMs']): CostSummary => ({ parameters: c.parameters, macs: c.macs, weightMiB: c.weightMiB, ...(lat ? { latencyMs: lat } : {}) });
+  let evaluation: PruneReport['evaluation'];
+  if (r.evaluation) {
+    const { a, b, differences } = r.evaluation;
+    const keys = ['accuracy', 'macroF1', 'macroPrecision', 'macroRecall', 'eopp0', 'eopp1', 'eodd', 'unfairness', 'disparateImpact'];
+    const pick = (e: typeof a) => Object.fromEntries(keys.map((k) => [k, toEstimate(e.intervals?.[k], (e.metrics as unknown as Record<string, number>)[k])]).filter(([, v]) => v)) as Record<string, Estimate>;
+    const groupKeys = Object.keys(a.intervals ?? {}).filter((k) => k.startsWith('accuracy['));
+    const beforeE = pick(a);
+    const afterE = pick(b);
+    for (const k of groupKeys) {
+      beforeE[k] = toEstimate(a.intervals?.[k], undefined)!;
+      afterE[k] = toEstimate(b.intervals?.[k], undefined)!;
+    }
+    const diff: Record<string, Estimate> = {};
+    for (const [k, v] of Object.entries(differences ?? {})) diff[k] = { estimate: v.estimate, lo: v.lo, hi: v.hi };
+    const anyInterval = Object.values(a.intervals ?? {})[0];
+    evaluation = {
+      images: r.evaluationName ?? 'evaluation set',
+      count: a.labels.length,
+      groupCounts: a.metrics.groupCounts,
+      before: beforeE,
+      after: afterE,
+      difference: diff,
+      bootstrap: { resamples: anyInterval ? 1000 : 0, seed: 20250101, level: anyInterval?.level ?? 0.95 },
+    };
+  }
+  const notes: string[] = [];
+  if (r.minKeepFired.length) notes.push(`minKeep rule fired (fewer than ${r.minKeep} units above the threshold; the highest medians were kept) at: ${r.minKeepFired.join(', ')}`);
+  if (r.calibration[0]?.fallbackReason) notes.push(r.calibration[0].fallbackReason);
+  if (r.calibration.some((c) => c.skipped.length)) notes.push(`skipped unreadable images: ${r.calibration.flatMap((c) => c.skipped.map((s) => s.image)).join(', ')}`);
+  return {
+    tool: { name: '@fairprune/core', version: packageVersion() },
+    createdAt: new Date().toISOString(),
+    model: { name: r.name, source: r.source, kind: r.kind },
+    method: {
+      pattern: r.pattern,
+      ...(r.scope ? { scope: r.scope } : {}),
+      threshold: r.threshold,
+      minKeep: r.minKeep,
+      calibrationImages: r.calibration[0]?.images.length ?? 0,
+      calibrationSource: r.calibrationSource,
+      provider: r.calibration[0]?.provider ?? 'cpu',
+    },
+    layers,
+    removed,
+    cost: { before: costSummary(r.cost.before, r.latency.before), after: costSummary(r.cost.after, r.latency.after) },
+    ...(evaluation ? { evaluation } : {}),
+    timings: Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v)])),
+    notes,
+  };
+}
