@@ -5,7 +5,7 @@
  * width d, so the class token, position embedding and every block see the width they expect.
  * Two data-movement nodes; no dense op.
  */
-import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, type NodeProto } from '../../onnx/index.js';
+import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, removeDeadCode, type NodeProto } from '../../onnx/index.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { cloneModel } from './heads.js';
@@ -87,6 +87,8 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: On
     graph.valueInfo.push(makeValueInfo(pruned, elem, [shape[0], k, shape[2], shape[3]]));
     graph.valueInfo.push(makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]]));
   }
+  // The old full-width weight and bias are unused now.
+  removeDeadCode(graph);
   record.addedNodes = [pad.name, gather.name];
   record.prunedValue = pruned;
   return { model: out, record };
