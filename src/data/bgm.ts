@@ -23,7 +23,7 @@ export function validateBgmRatios(ratios: Readonly<Record<string, number>>, grou
     if (o > 0 && !(groupSizes[g] > 0)) throw new BgmError(`BGM: group '${g}' has ratio ${o} but no items`);
   }
   const sum = names.reduce((s, g) => s + ratios[g], 0);
-  if (Math.abs(sum - 1) > 1e-6) throw new BgmError(`BGM: ratios must sum to 1, got ${sum} (${names.map((g) => `${g}=${ratios[g]}`).join(', ')})`);
+  if (Math.abs(sum - 1) > 1e-6) throw new BgmError(`BGM: ratios must sum to 1, got ${+sum.toFixed(9)} (${names.map((g) => `${g}=${ratios[g]}`).join(', ')})`);
   for (const a of names) {
     for (const b of names) {
       if (a === b) continue;

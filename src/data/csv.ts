@@ -53,6 +53,8 @@ export function parseCsvRows(text: string, file = '<csv>'): string[][] {
 export interface CsvTable {
   file: string;
   header: string[];
+  /** The same names as `header` (alias). */
+  columns: string[];
   /** One record per data row, keyed by header name. */
   records: Record<string, string>[];
 }
@@ -68,7 +70,7 @@ export function parseCsv(text: string, file = '<csv>'): CsvTable {
     header.forEach((h, j) => (rec[h] = r[j]));
     return rec;
   });
-  return { file, header, records };
+  return { file, header, columns: header, records };
 }
 
 export function readCsv(file: string): CsvTable {

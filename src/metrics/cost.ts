@@ -8,7 +8,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { DataType, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto.js';
-import { GraphIndex, attrInt, type NodeProto } from '../onnx/graph.js';
+import { GraphIndex, attrInt, nodeInputs, type NodeProto } from '../onnx/graph.js';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
 import { bitsPerElement, elementCount, tensorDims } from '../onnx/tensor.js';
 import { GraphError } from '../onnx/errors.js';
@@ -27,10 +27,13 @@ export interface NodeCost {
 }
 
 export interface GraphCost {
-  /** Elements of float initializers (int64 shape constants are not parameters). */
+  /** Elements of float initializers, once per node reading them (int64 shape constants are not parameters). */
   parameters: number;
-  /** Bytes of those float initializers. */
+  /** Bytes of those float weights. */
   weightBytes: number;
+  /** Elements of float initializers as stored, each tensor once (exporters merge identical ones). */
+  storedParameters: number;
+  storedWeightBytes: number;
   /** weightBytes / 2^20. */
   weightMiB: number;
   /** Total multiply-accumulates at batch 1 over Conv, Gemm and MatMul. */
@@ -54,17 +57,40 @@ export interface CostOptions {
   executionProviders?: ExecutionProvider[];
 }
 
-/** Parameters and weight bytes: float initializers only. */
-export function countParameters(proto: ModelProto): { parameters: number; weightBytes: number } {
-  let parameters = 0;
-  let bits = 0;
-  for (const t of proto.graph?.initializer ?? []) {
+/**
+ * Parameters and weight bytes: float initializers only, each counted once per node that reads it.
+ * Exporters (torch.onnx) merge identical initializers, e.g. the all-zero biases of several
+ * layers, into one stored tensor; the model still has one bias per layer, so per-node counting
+ * gives the model's own parameter count. `stored*` counts each stored tensor once (file view).
+ */
+export function countParameters(proto: ModelProto): { parameters: number; weightBytes: number; storedParameters: number; storedWeightBytes: number } {
+  const graph = proto.graph;
+  const floats = new Map<string, { n: number; bits: number }>();
+  let storedParameters = 0;
+  let storedBits = 0;
+  for (const t of graph?.initializer ?? []) {
     if (!FLOAT_TYPES.has(t.dataType)) continue;
     const n = elementCount(t.dims);
-    parameters += n;
-    bits += n * bitsPerElement(t.dataType);
+    const bits = n * bitsPerElement(t.dataType);
+    floats.set(t.name, { n, bits });
+    storedParameters += n;
+    storedBits += bits;
   }
-  return { parameters, weightBytes: bits / 8 };
+  let parameters = 0;
+  let bits = 0;
+  const uses = (names: Iterable<string>) => {
+    for (const name of new Set(names)) {
+      const f = floats.get(name);
+      if (!f) continue;
+      parameters += f.n;
+      bits += f.bits;
+    }
+  };
+  for (const node of graph?.node ?? []) uses(nodeInputs(node));
+  // A float initializer that is a graph output but read by no node still holds weights.
+  const read = new Set((graph?.node ?? []).flatMap((n) => nodeInputs(n)));
+  uses((graph?.output ?? []).map((o) => o.name).filter((n) => !read.has(n)));
+  return { parameters, weightBytes: bits / 8, storedParameters, storedWeightBytes: storedBits / 8 };
 }
 
 /** The data input's shape at batch 1. */
@@ -188,7 +214,7 @@ function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number {
 export async function graphCost(model: OnnxModel | string, options: CostOptions = {}): Promise<GraphCost> {
   const m = typeof model === 'string' ? loadModel(model) : model;
   const index = GraphIndex.ofModel(m);
-  const { parameters, weightBytes } = countParameters(m.proto);
+  const { parameters, weightBytes, storedParameters, storedWeightBytes } = countParameters(m.proto);
   const inputShape = batchOneInputShape(index, options.inputShape);
   const needed = neededValues(index);
   let shapes = recordedShapes(index, needed);
@@ -219,6 +245,8 @@ export async function graphCost(model: OnnxModel | string, options: CostOptions 
   return {
     parameters,
     weightBytes,
+    storedParameters,
+    storedWeightBytes,
     weightMiB: weightBytes / 2 ** 20,
     macs,
     macsByOpType,

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataType, makeValueInfo } from '../src/onnx/index.js';
+import { graphCost, measureLatency, measurePeakMemory } from '../src/metrics/index.js';
+import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
+
+/** Single-layer attention with 2 heads over 5 tokens of width 8: x [B,5,8] -> [B,2,5,4]. */
+function tinyAttention() {
+  const b = new GraphBuilder(4);
+  const heads = (v: string, perm: number[]) => b.op('Transpose', [b.op('Reshape', [v, b.ints(`shape_${v}`, [1, 5, 2, 4])])], [attr('perm', perm)]);
+  const q = heads(b.op('MatMul', ['x', b.weight('wq', [8, 8])]), [0, 2, 1, 3]); // [1,2,5,4]
+  const kt = heads(b.op('MatMul', ['x', b.weight('wk', [8, 8])]), [0, 2, 3, 1]); // [1,2,4,5]
+  const v = heads(b.op('MatMul', ['x', b.weight('wv', [8, 8])]), [0, 2, 1, 3]); // [1,2,5,4]
+  const s = b.op('Softmax', [b.op('MatMul', [q, kt])], [attr('axis', -1)]); // [1,2,5,5]
+  b.op('MatMul', [s, v]);
+  b.nodes[b.nodes.length - 1].output[0] = 'ctx';
+  return b.build({ name: 'x', shape: [1, 5, 8] }, [{ name: 'ctx', shape: [1, 2, 5, 4] }]);
+}
+
+describe('graph cost', () => {
+  /*
+   * tinyCnn at batch 1, input [1,3,8,8]:
+   *   conv1 6x3x3x3, pads 1 -> [1,6,8,8]: 384 outputs x 27 = 10368 MACs; params 162 + 6
+   *   maxpool -> [1,6,4,4]; conv2 8x6x3x3 -> [1,8,4,4]: 128 x 54 = 6912 MACs; params 432 + 8
+   *   maxpool -> [1,8,2,2], flatten 32; gemm 32 -> 4: 1 x 4 x 32 = 128 MACs; params 128 + 4
+   *   total 17408 MACs, 740 parameters, 2960 bytes.
+   */
+  it('counts parameters, weight MiB and Conv/Gemm MACs of a CNN by hand (shapes probed)', async () => {
+    const c = await graphCost(tinyCnn());
+    expect(c.parameters).toBe(740);
+    expect(c.weightBytes).toBe(2960);
+    expect(c.weightMiB).toBeCloseTo(2960 / 2 ** 20, 15);
+    expect(c.macsByOpType).toEqual({ Conv: 10368 + 6912, Gemm: 128 });
+    expect(c.macs).toBe(17408);
+    expect(c.attentionMacs).toBe(0);
+    expect(c.inputShape).toEqual([1, 3, 8, 8]);
+    expect(c.shapeSource).toBe('probe');
+  });
+
+  it('reads recorded value_info shapes, a symbolic batch dim counting as 1, with the same result', async () => {
+    const m = tinyCnn();
+    const g = m.proto.graph!;
+    g.valueInfo.push(makeValueInfo(g.node[0].output[0], DataType.FLOAT, ['batch', 6, 8, 8]));
+    g.valueInfo.push(makeValueInfo(g.node[3].output[0], DataType.FLOAT, ['batch', 8, 4, 4]));
+    g.valueInfo.push(makeValueInfo(g.node[6].output[0], DataType.FLOAT, ['batch', 32]));
+    const c = await graphCost(m);
+    expect(c.shapeSource).toBe('value_info');
+    expect(c.macs).toBe(17408);
+  });
+
+  /*
+   * tinyAttention: projections x[1,5,8] . W[8,8]: 5 x 8 x 8 = 320 MACs each, three of them;
+   * scores Q[1,2,5,4] . K^T[1,2,4,5]: 2 x 5 x 5 x 4 = 200; context S[1,2,5,5] . V[1,2,5,4]: 2 x 5 x 4 x 5 = 200.
+   * Parameters: three 8x8 weights = 192 (the int64 Reshape shapes are not parameters).
+   */
+  it('counts MatMul MACs with batch dims, attention MatMuls apart, and no int64 constants as parameters', async () => {
+    const c = await graphCost(tinyAttention());
+    expect(c.parameters).toBe(192);
+    expect(c.macsByOpType).toEqual({ MatMul: 3 * 320 + 200 + 200 });
+    expect(c.attentionMacs).toBe(400);
+    expect(c.nodes.filter((n) => n.attention).length).toBe(2);
+  });
+
+  it('counts an initializer shared by two layers (as torch.onnx merges equal zero biases) once per layer', async () => {
+    const b = new GraphBuilder(2);
+    const bias = b.weight('shared_bias', [4]);
+    const h = b.op('Gemm', ['x', b.weight('w1', [4, 4]), bias], [attr('transB', 1)]);
+    b.op('Gemm', [h, b.weight('w2', [4, 4]), bias], [attr('transB', 1)]);
+    b.nodes[1].output[0] = 'y';
+    const c = await graphCost(b.build({ name: 'x', shape: ['n', 4] }, [{ name: 'y', shape: ['n', 4] }]));
+    expect(c.parameters).toBe(40); // 16 + 4 + 16 + 4
+    expect(c.storedParameters).toBe(36); // the bias tensor is stored once
+    expect(c.weightBytes).toBe(160);
+    expect(c.macs).toBe(32);
+  });
+
+  it('asks for an input shape when the input has symbolic spatial dims', async () => {
+    const m = tinyCnn();
+    const dims = m.proto.graph!.input[0].type!.value.value as { shape: { dim: { value: { case: string; value: unknown } }[] } };
+    dims.shape.dim[2].value = { case: 'dimParam', value: 'h' };
+    await expect(graphCost(m)).rejects.toThrow(/symbolic dim h at axis 2; pass inputShape/);
+    expect((await graphCost(m, { inputShape: [1, 3, 8, 8] })).macs).toBe(17408);
+  });
+
+  const vgg11 = join(import.meta.dirname, '..', 'models', 'full', 'vgg11.onnx');
+  it.skipIf(!existsSync(vgg11))('torchvision vgg11(num_classes=5): 128.79 M parameters, 7.61 GMACs, 491.3 MiB (SkewPrune Table II)', async () => {
+    const c = await graphCost(vgg11);
+    expect((c.parameters / 1e6).toFixed(2)).toBe('128.79');
+    expect((c.macs / 1e9).toFixed(2)).toBe('7.61');
+    expect(c.weightMiB.toFixed(1)).toBe('491.3');
+  });
+});
+
+describe('measured cost', () => {
+  it('times batch 1 and a larger batch and summarizes the spread', async () => {
+    const { provider, results } = await measureLatency(tinyCnn(), { batchSizes: [1, 4], runs: 7, warmup: 1 });
+    expect(provider).toBe('cpu');
+    expect(results.map((r) => [r.batchSize, r.runs])).toEqual([
+      [1, 7],
+      [4, 7],
+    ]);
+    for (const r of results) {
+      expect(r.minMs).toBeLessThanOrEqual(r.p10Ms);
+      expect(r.p10Ms).toBeLessThanOrEqual(r.medianMs);
+      expect(r.medianMs).toBeLessThanOrEqual(r.p90Ms);
+      expect(r.p90Ms).toBeLessThanOrEqual(r.maxMs);
+      expect(r.medianPerImageMs).toBeCloseTo(r.medianMs / r.batchSize, 12);
+    }
+  });
+
+  it('reads peak memory in a child process, at least its baseline before the model', async () => {
+    const m = await measurePeakMemory(tinyCnn(), { batchSize: 2 });
+    expect(m.baselineRssMiB).toBeGreaterThan(10);
+    expect(m.peakRssMiB).toBeGreaterThanOrEqual(m.baselineRssMiB);
+    expect(m.peakRssMiB).toBeLessThan(4096);
+  });
+});
