@@ -14,7 +14,7 @@ import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 import { makeTensor, serializeModel, GraphIndex, type OnnxModel } from '../src/onnx/index.js';
 import { loadImageCHW, type Preprocess } from '../src/data/preprocess.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
-import { calibrate, discoverTaps, NoTapError, withTapOutputs, keepSetsFromMedians, type CalibrationProgress } from '../src/calibration/index.js';
+import { calibrate, calibrateTensors, discoverTaps, NoTapError, withTapOutputs, keepSetsFromMedians, type CalibrationProgress } from '../src/calibration/index.js';
 import { mulberry32 } from '../src/data/split.js';
 
 const PRE: Preprocess = { resize: 8, crop: 8, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bilinear' };
@@ -291,6 +291,19 @@ describe('calibrate', () => {
         r.taps.forEach((t, ti) => t.perImage.forEach((row, u) => row.forEach((v, i) => expect(close(v, ref.taps[ti].perImage[u][i])).toBe(true))));
       }
     }
+  });
+
+  it('calibrateTensors on preprocessed images gives what calibrate gives on the files', async () => {
+    const m = vitBHflat();
+    const xs = await tensors(images);
+    const all = new Float32Array(xs.length * 192);
+    xs.forEach((x, i) => all.set(x, i * 192));
+    const fromFiles = await calibrate(m, images, { preprocess: PRE, batchSize: 2 });
+    const fromTensors = await calibrateTensors(m, all, [xs.length, 3, 8, 8], { batchSize: 4, items: images.map((image) => ({ image })) });
+    expect(fromTensors.images).toEqual(images);
+    fromTensors.taps.forEach((t, ti) => t.perImage.forEach((row, u) => row.forEach((v, i) => expect(close(v, fromFiles.taps[ti].perImage[u][i], 1e-6)).toBe(true))));
+    expect(Object.keys(fromTensors.timing)).toEqual(['sessionMs', 'waitMs', 'inferenceMs', 'statisticsMs']);
+    await expect(calibrateTensors(m, all, [xs.length, 3, 8, 9])).rejects.toThrow(/expected \[N, 3, S, S\]/);
   });
 
   it('adds taps as outputs of a copy only', () => {

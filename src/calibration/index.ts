@@ -8,6 +8,7 @@ export { discoverTaps, opTypeCounts, NoTapError, type Tap, type TapLayout, type 
 export { resolveSource, preprocessFor, CalibrationSourceError, type CalibrationItem, type CalibrationSource } from './source.js';
 export {
   calibrate,
+  calibrateTensors,
   withTapOutputs,
   TapShapeError,
   type CalibrationOptions,

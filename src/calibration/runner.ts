@@ -4,7 +4,7 @@
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
 import { DataType, GraphIndex, GraphError, loadModel, makeValueInfo, type ModelProto, type OnnxModel, type ValueInfoProto } from '../onnx/index.js';
-import { createRuntime, runBatch, type ExecutionProvider, type Runtime, type RuntimeOptions } from '../runtime/session.js';
+import { createRuntime, runBatch, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
 import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
 import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './taps.js';
@@ -71,7 +71,8 @@ export interface CalibrationResult {
   /** Why a requested provider was not used, if one was not. */
   fallbackReason?: string;
   inputName: string;
-  preprocess: Preprocess;
+  /** The preprocessing applied (absent for calibrateTensors, whose input is already preprocessed). */
+  preprocess?: Preprocess;
   batchSize: number;
   /** Measured images, in order (skipped ones left out). */
   images: string[];
@@ -83,6 +84,11 @@ export interface CalibrationResult {
   taps: TapStatistics[];
   /** The first model output for every measured image, row-major [images, ...dims]. */
   logits?: { name: string; dims: number[]; values: Float32Array };
+  /**
+   * Where the time went, in ms: model copy and session creation; waiting for image decoding (not
+   * hidden behind inference); onnxruntime runs; skewness, medians and logit copies.
+   */
+  timing: { sessionMs: number; waitMs: number; inferenceMs: number; statisticsMs: number };
 }
 
 /** Raised when a tap's run-time shape contradicts its layout. Names the tap. */
@@ -94,38 +100,117 @@ export class TapShapeError extends GraphError {}
  */
 export async function calibrate(model: OnnxModel | string, source: CalibrationSource, options: CalibrationOptions = {}): Promise<CalibrationResult> {
   const m = typeof model === 'string' ? loadModel(model) : model;
-  const taps = selectTaps(m, options);
   const items = resolveSource(source);
+  const input = modelInput(m);
+  const pre = preprocessFor(m, typeof input.shape?.[2] === 'number' ? input.shape[2] : undefined, options.preprocess);
+  checkSide(input, pre.crop);
+  const plan = planRun(m, input, options);
+  const imageSize = 3 * pre.crop * pre.crop;
+  let cursor = 0;
+  // Decodes the next batch's images concurrently (sharp runs them on its own threads).
+  const decodeNext = async (): Promise<DecodedBatch | undefined> => {
+    if (cursor >= items.length) return undefined;
+    const chunk = items.slice(cursor, cursor + plan.batchSize);
+    cursor += chunk.length;
+    const data = new Float32Array((plan.fixedBatch ?? chunk.length) * imageSize);
+    const outcomes = await Promise.allSettled(chunk.map((it, i) => loadImageCHW(it.image, pre, data, i * imageSize)));
+    const ok: CalibrationItem[] = [];
+    const bad: { image: string; reason: string }[] = [];
+    outcomes.forEach((o, i) => {
+      if (o.status === 'fulfilled') {
+        // Close the gap an earlier unreadable image left.
+        if (ok.length !== i) data.copyWithin(ok.length * imageSize, i * imageSize, (i + 1) * imageSize);
+        ok.push(chunk[i]);
+      } else {
+        if (!options.skipUnreadable) throw o.reason;
+        bad.push({ image: chunk[i].image, reason: (o.reason as Error).message });
+      }
+    });
+    const rows = plan.fixedBatch ?? ok.length;
+    if (rows > ok.length) data.fill(0, ok.length * imageSize);
+    return { data: data.subarray(0, rows * imageSize), rows, items: ok, skipped: bad };
+  };
+  const result = await runCalibration(m, plan, [3, pre.crop, pre.crop], items.length, decodeNext, options);
+  result.preprocess = pre;
+  return result;
+}
+
+/**
+ * Calibration on images already preprocessed: `tensors` holds `dims[0]` images [N, 3, S, S]
+ * (NCHW float32), measured in batches of `batchSize`. For callers that reuse one decoded set
+ * (recalibration after a first pruning stage, benchmarks). `items` names the images (and may give
+ * groups and labels) in the same order.
+ */
+export async function calibrateTensors(
+  model: OnnxModel | string,
+  tensors: Float32Array,
+  dims: readonly number[],
+  options: CalibrationOptions & { items?: readonly CalibrationItem[] } = {},
+): Promise<CalibrationResult> {
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const [n, c, h, w] = dims;
+  if (dims.length !== 4 || c !== 3 || tensors.length !== n * c * h * w) {
+    throw new RangeError(`calibrateTensors: expected [N, 3, S, S] with N*3*S*S = ${tensors.length} values, got [${dims.join(', ')}]`);
+  }
+  const items = options.items ? [...options.items] : Array.from({ length: n }, (_, i) => ({ image: `#${i}` }));
+  if (items.length !== n) throw new RangeError(`calibrateTensors: ${items.length} items for ${n} images`);
+  const input = modelInput(m);
+  checkSide(input, h, w);
+  const plan = planRun(m, input, options);
+  const imageSize = c * h * w;
+  let cursor = 0;
+  const nextBatch = async (): Promise<DecodedBatch | undefined> => {
+    if (cursor >= n) return undefined;
+    const count = Math.min(plan.batchSize, n - cursor);
+    const rows = plan.fixedBatch ?? count;
+    let data = tensors.subarray(cursor * imageSize, (cursor + count) * imageSize);
+    if (rows > count) {
+      const padded = new Float32Array(rows * imageSize);
+      padded.set(data);
+      data = padded;
+    }
+    const batch = { data, rows, items: items.slice(cursor, cursor + count), skipped: [] };
+    cursor += count;
+    return batch;
+  };
+  return runCalibration(m, plan, [c, h, w], n, nextBatch, options);
+}
+
+interface ModelInput {
+  name: string;
+  shape?: (number | string | undefined)[];
+}
+
+function modelInput(m: OnnxModel): ModelInput {
   const index = GraphIndex.ofModel(m);
   const input = index.dataInputs();
   if (input.length !== 1) throw new GraphError(`calibration needs a model with one image input; this one has ${input.length} (${input.map((v) => v.name).join(', ')})`);
-  const inputName = input[0].name;
-  const inputShape = index.shapeOf(inputName);
-  if (inputShape && inputShape.length !== 4) throw new GraphError(`input '${inputName}' has rank ${inputShape.length}; calibration feeds NCHW images`);
-  const side = [inputShape?.[2], inputShape?.[3]];
-  const pre = preprocessFor(m, typeof side[0] === 'number' ? side[0] : undefined, options.preprocess);
-  for (const s of side) {
-    if (typeof s === 'number' && s !== pre.crop) {
-      throw new GraphError(`input '${inputName}' is ${side.join('x')} but preprocessing crops ${pre.crop}x${pre.crop}; pass a matching preprocess`);
-    }
+  const shape = index.shapeOf(input[0].name);
+  if (shape && shape.length !== 4) throw new GraphError(`input '${input[0].name}' has rank ${shape.length}; calibration feeds NCHW images`);
+  return { name: input[0].name, shape };
+}
+
+function checkSide(input: ModelInput, h: number, w = h): void {
+  const side = [input.shape?.[2], input.shape?.[3]];
+  if ((typeof side[0] === 'number' && side[0] !== h) || (typeof side[1] === 'number' && side[1] !== w)) {
+    throw new GraphError(`input '${input.name}' is ${side.join('x')} but preprocessing crops ${h}x${w}; pass a matching preprocess`);
   }
-  const fixedBatch = typeof inputShape?.[0] === 'number' ? inputShape[0] : undefined;
+}
+
+interface RunPlan {
+  taps: Tap[];
+  inputName: string;
+  batchSize: number;
+  /** The input's batch dimension when the model fixes it. */
+  fixedBatch?: number;
+  logitsName?: string;
+}
+
+function planRun(m: OnnxModel, input: ModelInput, options: CalibrationOptions): RunPlan {
+  const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
   const batchSize = fixedBatch ?? options.batchSize ?? 16;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
-  const logitsName = m.proto.graph!.output[0]?.name;
-
-  const rt = await createRuntime(withTapOutputs(m, taps), {
-    executionProviders: options.executionProviders,
-    strict: options.strict,
-    warn: options.warn,
-    graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
-    intraOpNumThreads: options.intraOpNumThreads,
-  });
-  try {
-    return await run(rt, taps, items, { ...options, pre, batchSize, fixedBatch, inputName, logitsName });
-  } finally {
-    await rt.session.release();
-  }
+  return { taps: selectTaps(m, options), inputName: input.name, batchSize, fixedBatch, logitsName: m.proto.graph!.output[0]?.name };
 }
 
 /** Taps to measure: the explicit list (names resolved against the graph) or discovery. */
@@ -160,134 +245,134 @@ export function withTapOutputs(model: OnnxModel, taps: readonly Tap[]): OnnxMode
   return { proto, path: model.path, baseDir: model.baseDir };
 }
 
-interface RunPlan extends CalibrationOptions {
-  pre: Preprocess;
-  batchSize: number;
-  fixedBatch?: number;
-  inputName: string;
-  logitsName?: string;
-}
-
 interface DecodedBatch {
+  /** rows x image values (rows > items.length only for a fixed-batch model's zero padding). */
   data: Float32Array;
+  rows: number;
   items: CalibrationItem[];
   skipped: { image: string; reason: string }[];
 }
 
-async function run(rt: Runtime, taps: Tap[], items: CalibrationItem[], plan: RunPlan): Promise<CalibrationResult> {
-  const { pre, batchSize, inputName } = plan;
-  const imageSize = 3 * pre.crop * pre.crop;
-  const total = items.length;
-  const batches = Math.ceil(total / batchSize);
-  // Per tap: units x total skewness values, unit-major; allocated on the first batch (units are
-  // known from the first run's shapes).
-  const stores: ({ units: number; mapSize: number; layout: TapLayout; values: Float64Array } | undefined)[] = taps.map(() => undefined);
-  const measured: CalibrationItem[] = [];
-  const skipped: { image: string; reason: string }[] = [];
-  const logitChunks: Float32Array[] = [];
-  let logitDims: number[] = [];
-  const outputNames = [...new Set([...taps.map((t) => t.value), ...(plan.collectLogits && plan.logitsName ? [plan.logitsName] : [])])];
-
-  let cursor = 0;
-  const decodeNext = async (): Promise<DecodedBatch | undefined> => {
-    if (cursor >= total) return undefined;
-    const chunk = items.slice(cursor, cursor + batchSize);
-    cursor += chunk.length;
-    const data = new Float32Array((plan.fixedBatch ?? chunk.length) * imageSize);
-    // Decode the batch's images concurrently (sharp runs them on its own threads).
-    const outcomes = await Promise.allSettled(chunk.map((it, i) => loadImageCHW(it.image, pre, data, i * imageSize)));
-    const ok: CalibrationItem[] = [];
-    const bad: { image: string; reason: string }[] = [];
-    outcomes.forEach((o, i) => {
-      if (o.status === 'fulfilled') {
-        // Close the gap an earlier unreadable image left.
-        if (ok.length !== i) data.copyWithin(ok.length * imageSize, i * imageSize, (i + 1) * imageSize);
-        ok.push(chunk[i]);
-      } else {
-        if (!plan.skipUnreadable) throw o.reason;
-        bad.push({ image: chunk[i].image, reason: (o.reason as Error).message });
-      }
-    });
-    const rows = plan.fixedBatch ?? ok.length;
-    if (rows > ok.length) data.fill(0, ok.length * imageSize);
-    return { data: data.subarray(0, rows * imageSize), items: ok, skipped: bad };
-  };
-
-  let pending = decodeNext();
-  for (let batch = 1; ; batch++) {
-    const decoded = await pending;
-    if (!decoded) break;
-    // Decode the next batch while this one runs.
-    pending = decodeNext();
-    pending.catch(() => undefined); // surfaced when awaited
-    skipped.push(...decoded.skipped);
-    const count = decoded.items.length;
-    if (count > 0) {
-      const rows = plan.fixedBatch ?? count;
-      const out = await runBatch(rt, decoded.data, [rows, 3, pre.crop, pre.crop], outputNames, inputName);
-      const first = measured.length;
-      taps.forEach((tap, ti) => {
-        const t = out[tap.value];
-        const shape = tapShape(tap, t.dims as readonly number[], rows);
-        let store = stores[ti];
-        if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
-        else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
-          throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
-        }
-        const data = t.data as Float32Array;
-        if (t.type !== 'float32') throw new TapShapeError(`tap '${tap.value}' is ${t.type}; calibration reads float32 maps`);
-        // Padding rows of a fixed-batch model are not measured.
-        reduceBatch(data.subarray(0, count * shape.units * shape.mapSize), count, shape.units, shape.mapSize, store.values, total, first);
-      });
-      if (plan.collectLogits && plan.logitsName) {
-        const l = out[plan.logitsName];
-        const per = (l.data as Float32Array).length / rows;
-        logitDims = (l.dims as readonly number[]).slice(1);
-        logitChunks.push((l.data as Float32Array).slice(0, count * per));
-      }
-      measured.push(...decoded.items);
-    }
-    plan.onProgress?.({ batch, batches, images: measured.length, total, skipped: skipped.length });
-  }
-  if (!measured.length) throw new Error(`no calibration image could be read (${skipped.length} skipped; first: ${skipped[0]?.image}: ${skipped[0]?.reason})`);
-
-  const n = measured.length;
-  const hasGroups = measured.some((it) => it.group !== undefined);
-  const groupNames = hasGroups ? [...new Set(measured.map((it) => it.group).filter((g): g is string => g !== undefined))].sort() : [];
-  const tapStats: TapStatistics[] = taps.map((tap, ti) => {
-    const s = stores[ti]!;
-    const perImage = Array.from({ length: s.units }, (_, u) => s.values.subarray(u * total, u * total + n));
-    const medians = Float64Array.from(perImage, (row) => median(row));
-    const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage };
-    if (hasGroups) {
-      stats.perGroupMedians = {};
-      for (const g of groupNames) {
-        const members = measured.flatMap((it, i) => (it.group === g ? [i] : []));
-        stats.perGroupMedians[g] = Float64Array.from(perImage, (row) => median(Float64Array.from(members, (i) => row[i])));
-      }
-    }
-    return stats;
+async function runCalibration(
+  m: OnnxModel,
+  plan: RunPlan,
+  imageDims: readonly number[],
+  total: number,
+  decodeNext: () => Promise<DecodedBatch | undefined>,
+  options: CalibrationOptions,
+): Promise<CalibrationResult> {
+  const { taps, inputName } = plan;
+  const timing = { sessionMs: 0, waitMs: 0, inferenceMs: 0, statisticsMs: 0 };
+  let t0 = performance.now();
+  const rt = await createRuntime(withTapOutputs(m, taps), {
+    executionProviders: options.executionProviders,
+    strict: options.strict,
+    warn: options.warn,
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
+    intraOpNumThreads: options.intraOpNumThreads,
   });
+  timing.sessionMs = performance.now() - t0;
+  try {
+    const batches = Math.ceil(total / plan.batchSize);
+    // Per tap: units x total skewness values, unit-major; allocated on the first batch (units are
+    // known from the first run's shapes).
+    const stores: ({ units: number; mapSize: number; layout: TapLayout; values: Float64Array } | undefined)[] = taps.map(() => undefined);
+    const measured: CalibrationItem[] = [];
+    const skipped: { image: string; reason: string }[] = [];
+    const logitChunks: Float32Array[] = [];
+    let logitDims: number[] = [];
+    const collectLogits = !!(options.collectLogits && plan.logitsName);
+    const outputNames = [...new Set([...taps.map((t) => t.value), ...(collectLogits ? [plan.logitsName!] : [])])];
 
-  const result: CalibrationResult = {
-    provider: rt.provider,
-    fallbackReason: rt.fallbackReason,
-    inputName,
-    preprocess: pre,
-    batchSize,
-    images: measured.map((it) => it.image),
-    skipped,
-    taps: tapStats,
-  };
-  if (hasGroups) result.groups = measured.map((it) => it.group);
-  if (measured.some((it) => it.label !== undefined)) result.labels = measured.map((it) => it.label);
-  if (plan.collectLogits && plan.logitsName) {
-    const values = new Float32Array(logitChunks.reduce((a, c) => a + c.length, 0));
-    let at = 0;
-    for (const c of logitChunks) values.set(c, (at += c.length) - c.length);
-    result.logits = { name: plan.logitsName, dims: logitDims, values };
+    let pending = decodeNext();
+    for (let batch = 1; ; batch++) {
+      t0 = performance.now();
+      const decoded = await pending;
+      timing.waitMs += performance.now() - t0;
+      if (!decoded) break;
+      // Decode the next batch while this one runs.
+      pending = decodeNext();
+      pending.catch(() => undefined); // surfaced when awaited
+      skipped.push(...decoded.skipped);
+      const count = decoded.items.length;
+      if (count > 0) {
+        const rows = decoded.rows;
+        t0 = performance.now();
+        const out = await runBatch(rt, decoded.data, [rows, ...imageDims], outputNames, inputName);
+        const t1 = performance.now();
+        timing.inferenceMs += t1 - t0;
+        const first = measured.length;
+        taps.forEach((tap, ti) => {
+          const t = out[tap.value];
+          if (t.type !== 'float32') throw new TapShapeError(`tap '${tap.value}' is ${t.type}; calibration reads float32 maps`);
+          const shape = tapShape(tap, t.dims as readonly number[], rows);
+          let store = stores[ti];
+          if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
+          else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
+            throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
+          }
+          // Padding rows of a fixed-batch model are not measured.
+          const data = (t.data as Float32Array).subarray(0, count * shape.units * shape.mapSize);
+          reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
+        });
+        if (collectLogits) {
+          const l = out[plan.logitsName!];
+          const per = (l.data as Float32Array).length / rows;
+          logitDims = (l.dims as readonly number[]).slice(1);
+          logitChunks.push((l.data as Float32Array).slice(0, count * per));
+        }
+        timing.statisticsMs += performance.now() - t1;
+        measured.push(...decoded.items);
+      }
+      options.onProgress?.({ batch, batches, images: measured.length, total, skipped: skipped.length });
+    }
+    if (!measured.length) throw new Error(`no calibration image could be read (${skipped.length} skipped; first: ${skipped[0]?.image}: ${skipped[0]?.reason})`);
+
+    t0 = performance.now();
+    const n = measured.length;
+    const hasGroups = measured.some((it) => it.group !== undefined);
+    const groupNames = hasGroups ? [...new Set(measured.map((it) => it.group).filter((g): g is string => g !== undefined))].sort() : [];
+    const tapStats: TapStatistics[] = taps.map((tap, ti) => {
+      const s = stores[ti]!;
+      const perImage = Array.from({ length: s.units }, (_, u) => s.values.subarray(u * total, u * total + n));
+      const medians = Float64Array.from(perImage, (row) => median(row));
+      const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage };
+      if (hasGroups) {
+        stats.perGroupMedians = {};
+        for (const g of groupNames) {
+          const members = measured.flatMap((it, i) => (it.group === g ? [i] : []));
+          stats.perGroupMedians[g] = Float64Array.from(perImage, (row) => median(Float64Array.from(members, (i) => row[i])));
+        }
+      }
+      return stats;
+    });
+    timing.statisticsMs += performance.now() - t0;
+
+    const result: CalibrationResult = {
+      provider: rt.provider,
+      fallbackReason: rt.fallbackReason,
+      inputName,
+      batchSize: plan.batchSize,
+      images: measured.map((it) => it.image),
+      skipped,
+      taps: tapStats,
+      timing,
+    };
+    if (hasGroups) result.groups = measured.map((it) => it.group);
+    if (measured.some((it) => it.label !== undefined)) result.labels = measured.map((it) => it.label);
+    if (collectLogits) {
+      const values = new Float32Array(logitChunks.reduce((a, c) => a + c.length, 0));
+      let at = 0;
+      for (const c of logitChunks) {
+        values.set(c, at);
+        at += c.length;
+      }
+      result.logits = { name: plan.logitsName!, dims: logitDims, values };
+    }
+    return result;
+  } finally {
+    await rt.session.release();
   }
-  return result;
 }
 
 /** Units and map size of a tap from its run-time dims, checked against the graph's layout. */
