@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModel, saveModel, type OnnxModel } from '../onnx/io.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { readCsvDataset, readIsic, readPadUfes20 } from '../data/readers.js';
+import { readCsv } from '../data/csv.js';
 import type { Dataset } from '../data/dataset.js';
 import type { SplitName } from '../data/split.js';
 import { discoverTaps, opTypeCounts, type CalibrationSource } from '../calibration/index.js';
@@ -62,7 +63,16 @@ export function datasetFromSpec(spec: string, dataRoot?: string): Dataset {
   else {
     const file = m[2];
     if (!existsSync(file)) throw new CliError(`dataset CSV ${file} not found`);
-    ds = readCsvDataset({ csv: file, fitzpatrickColumn: undefined });
+    // Optional columns are used when present: group (names), else fitzpatrick; patient; split.
+    const columns = new Set(readCsv(file).header);
+    const has = (...names: string[]) => names.find((n) => columns.has(n));
+    ds = readCsvDataset({
+      csv: file,
+      groupColumn: has('group'),
+      fitzpatrickColumn: has('group') ? undefined : has('fitzpatrick', 'fitspatrick'),
+      patientColumn: has('patient_id', 'patient'),
+      splitColumn: has('split'),
+    });
   }
   return split ? ds.split(split) : ds;
 }
