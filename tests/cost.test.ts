@@ -83,6 +83,44 @@ describe('graph cost', () => {
     expect((await graphCost(m, { inputShape: [1, 3, 8, 8] })).macs).toBe(17408);
   });
 
+  const fixture = (f: string) => join(import.meta.dirname, '..', 'fixtures', f);
+
+  /*
+   * fixtures/vgg11_w8.onnx: vgg11 at width 1/8 (8-16-32-32-64-64-64-64), 32 px, hidden 512, 6 classes.
+   * Conv MACs (output elements x Cin x 9): 8*32*32*27 + 16*16*16*72 + 32*8*8*144 + 32*8*8*288
+   *   + 64*4*4*288 + 64*4*4*576 + 64*2*2*576 + 64*2*2*576 = 2,580,480
+   * Gemm MACs: 64*512 + 512*512 + 512*6 = 297,984
+   * Parameters: convs 8*27+8 + 16*72+16 + 32*144+32 + 32*288+32 + 64*288+64 + 3*(64*576+64) = 142,888;
+   *   gemms 64*512+512 + 512*512+512 + 512*6+6 = 300,686; total 443,574
+   */
+  it.skipIf(!existsSync(fixture('vgg11_w8.onnx')))('vgg11_w8 fixture: hand-computed parameters and MACs', async () => {
+    const c = await graphCost(fixture('vgg11_w8.onnx'));
+    expect(c.macsByOpType).toEqual({ Conv: 2_580_480, Gemm: 297_984 });
+    expect(c.parameters).toBe(443_574);
+  });
+
+  /*
+   * torchvision VisionTransformer fixtures: image 32, patch 8 (16 patches + class token = 17
+   * tokens), hidden 32, 4 heads of 8, MLP 64, 2 layers, 6 classes.
+   *   patch Conv: 32*4*4 outputs x 3*8*8 = 98,304
+   *   per layer: qkv 17*32*96 = 52,224; Q.K^T 4*17*17*8 = 9,248; A.V 4*17*8*17 = 9,248;
+   *     out-proj 17*32*32 = 17,408; MLP 17*32*64*2 = 69,632; sum 157,760, two layers 315,520
+   *   head on the class token: 32*6 = 192; total 414,016, attention 2*(9,248*2) = 36,992
+   *   parameters: conv 6,176 + cls 32 + pos 17*32 + 2*(LN 64 + qkv 3,168 + out 1,056 + LN 64
+   *     + MLP 2,112 + 2,080) + final LN 64 + head 198 = 24,102
+   * The same numbers whatever the export layout (opset 14 decomposed LayerNorm, opset 17, HF-style).
+   */
+  for (const f of ['vit_b16_tiny_op14.onnx', 'vit_b16_tiny_op17.onnx', 'vit_hf_tiny.onnx']) {
+    it.skipIf(!existsSync(fixture(f)))(`${f}: hand-computed parameters and MACs, attention included`, async () => {
+      const c = await graphCost(fixture(f));
+      expect(c.parameters).toBe(24_102);
+      expect(c.macs).toBe(414_016);
+      expect(c.attentionMacs).toBe(36_992);
+      expect(c.macsByOpType.Conv).toBe(98_304);
+      expect(c.uncountedOpTypes).toEqual([]);
+    });
+  }
+
   const vgg11 = join(import.meta.dirname, '..', 'models', 'full', 'vgg11.onnx');
   it.skipIf(!existsSync(vgg11))('torchvision vgg11(num_classes=5): 128.79 M parameters, 7.61 GMACs, 491.3 MiB (SkewPrune Table II)', async () => {
     const c = await graphCost(vgg11);
