@@ -320,12 +320,13 @@ function buildReport(r: ReportInput): PruneReport {
     const { a, b, differences } = r.evaluation;
     const keys = ['accuracy', 'macroF1', 'macroPrecision', 'macroRecall', 'eopp0', 'eopp1', 'eodd', 'unfairness', 'disparateImpact'];
     const pick = (e: typeof a) => Object.fromEntries(keys.map((k) => [k, toEstimate(e.intervals?.[k], (e.metrics as unknown as Record<string, number>)[k])]).filter(([, v]) => v)) as Record<string, Estimate>;
-    const groupKeys = Object.keys(a.intervals ?? {}).filter((k) => k.startsWith('accuracy['));
     const beforeE = pick(a);
     const afterE = pick(b);
-    for (const k of groupKeys) {
-      beforeE[k] = toEstimate(a.intervals?.[k], undefined)!;
-      afterE[k] = toEstimate(b.intervals?.[k], undefined)!;
+    // Per-group accuracy, named as scalarMetrics names it: accuracy[<group>].
+    for (const g of Object.keys(a.metrics.groupAccuracy)) {
+      const k = `accuracy[${g}]`;
+      beforeE[k] = toEstimate(a.intervals?.[k], a.metrics.groupAccuracy[g])!;
+      afterE[k] = toEstimate(b.intervals?.[k], b.metrics.groupAccuracy[g])!;
     }
     const diff: Record<string, Estimate> = {};
     for (const [k, v] of Object.entries(differences ?? {})) diff[k] = { estimate: v.estimate, lo: v.lo, hi: v.hi };

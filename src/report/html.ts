@@ -17,6 +17,8 @@ const METRIC_ROWS: [section: string, key: string, label: string, digits: number]
   ['Performance', 'macroF1', 'F1-score (macro)', 3],
   ['Performance', 'macroPrecision', 'Precision (macro)', 3],
   ['Performance', 'macroRecall', 'Recall (macro)', 3],
+  ['Performance', 'accuracy[light]', 'Accuracy, light (Fitzpatrick 1–3)', 3],
+  ['Performance', 'accuracy[dark]', 'Accuracy, dark (Fitzpatrick 4–6)', 3],
   ['Fairness', 'eopp0', 'EOpp0', 4],
   ['Fairness', 'eopp1', 'EOpp1', 4],
   ['Fairness', 'eodd', 'EOdd', 4],
@@ -80,7 +82,7 @@ function comparisonTable(r: PruneReport): string {
 /** Stacked horizontal bars: units kept and removed per tapped layer. */
 function keptChart(layers: LayerReport[]): string {
   const rowH = 22;
-  const labelW = 190;
+  const labelW = 110;
   const barW = 420;
   const max = Math.max(...layers.map((l) => l.total), 1);
   const h = layers.length * rowH + 30;
@@ -90,7 +92,7 @@ function keptChart(layers: LayerReport[]): string {
       const wk = (l.kept.length / max) * barW;
       const wr = ((l.total - l.kept.length) / max) * barW;
       return (
-        `<text x="${labelW - 6}" y="${y + 13}" text-anchor="end">${esc(shortName(l))}</text>` +
+        `<text x="${labelW - 6}" y="${y + 13}" text-anchor="end">${label(l, layers)}</text>` +
         `<rect x="${labelW}" y="${y}" width="${wk}" height="${rowH - 6}" fill="${KEPT}"/>` +
         `<rect x="${labelW + wk}" y="${y}" width="${wr}" height="${rowH - 6}" fill="${REMOVED}"/>` +
         `<text x="${labelW + wk + wr + 6}" y="${y + 13}">${l.kept.length} / ${l.total}${l.minKeepFired ? ' (minKeep)' : ''}</text>`
@@ -104,7 +106,7 @@ function keptChart(layers: LayerReport[]): string {
 /** Every unit's median skewness per layer as dots, coloured kept/removed, with the threshold line. */
 function skewChart(layers: LayerReport[], threshold: number): string {
   const rowH = 24;
-  const labelW = 190;
+  const labelW = 110;
   const plotW = 460;
   const all = layers.flatMap((l) => l.medians).filter(Number.isFinite);
   let lo = Math.min(threshold, ...all);
@@ -129,7 +131,7 @@ function skewChart(layers: LayerReport[], threshold: number): string {
           return `<circle cx="${x(m).toFixed(1)}" cy="${jy.toFixed(1)}" r="2.2" fill="${keep.has(u) ? KEPT : REMOVED}" fill-opacity="0.75"/>`;
         })
         .join('');
-      return `<text x="${labelW - 6}" y="${y + 4}" text-anchor="end">${esc(shortName(l))}</text><line x1="${labelW}" x2="${labelW + plotW}" y1="${y}" y2="${y}" stroke="#eee"/>${pts}`;
+      return `<text x="${labelW - 6}" y="${y + 4}" text-anchor="end">${label(l, layers)}</text><line x1="${labelW}" x2="${labelW + plotW}" y1="${y}" y2="${y}" stroke="#eee"/>${pts}`;
     })
     .join('');
   const tx = x(threshold);
@@ -184,9 +186,12 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   return out;
 }
 
-function shortName(l: LayerReport): string {
-  const name = l.tap.length > 28 ? `…${l.tap.slice(-27)}` : l.tap;
-  return `${l.kind}: ${name}`;
+/** A short row label (kind, position among its kind, width); the full tap name goes in a tooltip. */
+function label(l: LayerReport, layers: LayerReport[]): string {
+  const same = layers.filter((x) => x.kind === l.kind);
+  const name = l.kind === 'filters' ? 'pool' : l.kind === 'heads' ? 'block' : 'patch';
+  const pos = same.length > 1 ? ` ${same.indexOf(l) + 1}` : '';
+  return `<tspan>${name}${pos} (${l.total})</tspan><title>${esc(l.tap)}: ${esc(l.description)}</title>`;
 }
 
 function section(r: PruneReport): string {
