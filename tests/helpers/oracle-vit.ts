@@ -94,9 +94,9 @@ export function maskHeads(model: OnnxModel, masks: { softmax: string; numHeads: 
 }
 
 /**
- * Torch exports alias equal initializers through Identity and leave biases at zero; for a test
- * that can fail, give every Identity alias its own copy and every all-zero 1-D float initializer
- * seeded random values (applied to the model before both pruning and the oracle).
+ * Torch exports alias equal initializers through Identity and leave biases (and torchvision's ViT
+ * head weight) at zero; for a test that can fail, give every Identity alias its own copy and every
+ * all-zero float initializer seeded random values (applied before both pruning and the oracle).
  */
 export function withDistinctNonZeroBiases(model: OnnxModel, seed = 11): OnnxModel {
   const m = copyModel(model);
@@ -114,10 +114,12 @@ export function withDistinctNonZeroBiases(model: OnnxModel, seed = 11): OnnxMode
     return false;
   });
   g.initializer = g.initializer.map((t) => {
-    if (t.dataType !== 1 || t.dims.length !== 1) return t;
+    if (t.dataType !== 1 || t.dims.length === 0) return t;
     const v = readFloat32(t);
     if (v.some((x) => x !== 0)) return t;
-    const r = Float32Array.from(v, () => (rand() * 2 - 1) * 0.2);
+    // Zero-initialised classifier weights (torchvision ViT) would make every logit equal its bias.
+    const scale = t.dims.length === 1 ? 0.2 : 1 / Math.sqrt(Number(t.dims[t.dims.length - 1]));
+    const r = Float32Array.from(v, () => (rand() * 2 - 1) * scale);
     return makeTensor(t.name, tensorDims(t), r);
   });
   return m;

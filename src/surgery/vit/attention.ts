@@ -55,7 +55,10 @@ export interface AttentionMatch {
   selectors: NodeProto[];
   split: ReshapeTarget[];
   merge: ReshapeTarget[];
-  /** Values whose shape depends on the head count (their recorded shapes go stale on pruning). */
+  /**
+   * Values between the projections and the output projection whose shape depends on the head
+   * count (their recorded shapes go stale on pruning); the projection outputs are not included.
+   */
   headValues: Set<string>;
 }
 
@@ -208,9 +211,10 @@ function matchBlock(index: GraphIndex, softmax: NodeProto, scores: NodeProto): A
     return w?.name ?? l.node.input[l.weightInput];
   };
   const label = (n: NodeProto) => n.name || n.output[0];
+  // Projection outputs get their new width recorded by the surgery instead.
   for (const l of [q, k, v]) {
-    headValues.add(l.output);
-    headValues.add(l.node.output[0]);
+    headValues.delete(l.output);
+    headValues.delete(l.node.output[0]);
   }
   headValues.add(contextValue);
   const block: AttentionBlock = {

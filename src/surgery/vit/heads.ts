@@ -10,7 +10,7 @@ import { GraphError, GraphIndex, ModelProtoSchema, attrInts, getAttr, makeInt64T
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { matchAttention, type AttentionLayout, type AttentionMatch } from './attention.js';
-import { keepInputFeatures, keepOutputFeatures, linearBias, replaceConstantInput, resolveConstant } from './linear.js';
+import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
 import { rewriteTrailingEntries } from './shape-target.js';
 
 export interface HeadPruneRecord {
@@ -85,14 +85,11 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[]): NodePr
   const H2 = kept.length;
   const E2 = H2 * dh;
   const graph = index.graph;
-  if (block.layout === 'separate-qkv') {
-    for (const lin of [m.q, m.k, m.v]) {
-      keepOutputFeatures(index, lin, headFeatures(kept, dh, E, 1));
-      setRecordedDim(graph, lin.output, -1, E2);
-    }
-  } else {
-    keepOutputFeatures(index, m.q, headFeatures(kept, dh, E, 3));
-    setRecordedDim(graph, m.q.output, -1, 3 * E2);
+  const projections = block.layout === 'separate-qkv' ? [m.q, m.k, m.v] : [m.q];
+  const segments = block.layout === 'separate-qkv' ? 1 : 3;
+  for (const lin of projections) {
+    keepOutputFeatures(index, lin, headFeatures(kept, dh, E, segments));
+    for (const value of new Set([lin.node.output[0], lin.output])) setRecordedDim(graph, value, -1, segments * E2);
   }
   keepInputFeatures(index, m.out, headFeatures(kept, dh, E, 1));
 
@@ -171,9 +168,9 @@ function dropAttentionBranch(index: GraphIndex, m: AttentionMatch, model: OnnxMo
   }
   if (!residualAdd) throw new GraphError(`attention block '${name}': no residual Add after the output projection`);
   const branchSide = residualAdd.input.indexOf(v);
-  const bias = linearBias(index, m.out);
-  if (bias) {
-    replaceConstantInput(index, residualAdd, branchSide, [m.out.outFeatures], Float32Array.from(bias.values), bias.tensor);
+  if (m.out.biasInput !== undefined) {
+    // The bias value itself (an initializer, or torch's Identity alias of one) replaces the branch.
+    residualAdd.input[branchSide] = (m.out.biasAdd ?? m.out.node).input[m.out.biasInput];
   } else {
     residualAdd.opType = 'Identity';
     residualAdd.input = [residualAdd.input[1 - branchSide]];

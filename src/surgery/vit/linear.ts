@@ -3,17 +3,8 @@
  * constant bias, or Gemm), constants reached through Identity nodes (torch exports alias equal
  * initializers through Identity), and the feature slicing that head and patch removal need.
  */
-import {
-  GraphError,
-  GraphIndex,
-  attrInt,
-  makeTensor,
-  readFloat32,
-  tensorDims,
-  writeTensor,
-  type NodeProto,
-  type TensorProto,
-} from '../../onnx/index.js';
+import { GraphIndex, attrInt, tensorDims, type NodeProto, type TensorProto } from '../../onnx/index.js';
+import { ownConstantInput, sliceTensorAxis } from '../common.js';
 
 /** The initializer or Constant tensor behind a value, following Identity nodes. */
 export function resolveConstant(index: GraphIndex, value: string): TensorProto | undefined {
@@ -26,30 +17,6 @@ export function resolveConstant(index: GraphIndex, value: string): TensorProto |
     name = p.input[0];
   }
   return undefined;
-}
-
-export function constantFloats(index: GraphIndex, value: string): { values: Float32Array; dims: number[]; tensor: TensorProto } | undefined {
-  const t = resolveConstant(index, value);
-  if (!t) return undefined;
-  return { values: readFloat32(t, index.baseDir), dims: tensorDims(t), tensor: t };
-}
-
-/**
- * Points `node`'s input `inputIndex` at a new initializer holding `values` (same data type as the
- * tensor it replaces). The old tensor stays for other users; dead-code removal drops it if unused.
- */
-export function replaceConstantInput(index: GraphIndex, node: NodeProto, inputIndex: number, dims: number[], values: Float32Array, like: TensorProto): string {
-  const name = index.uniqueName(`${like.name || node.input[inputIndex]}_pruned`);
-  const tensor = makeTensor(name, dims, values);
-  if (like.dataType !== tensor.dataType) {
-    // writeTensor stores float32 values in the tensor's own floating type (float16, bfloat16, double).
-    tensor.dataType = like.dataType;
-    writeTensor(tensor, dims, values);
-  }
-  index.graph.initializer.push(tensor);
-  index.initializers.set(name, tensor);
-  node.input[inputIndex] = name;
-  return name;
 }
 
 /** A linear layer y = x W (+ b) over the last axis of x. */
@@ -114,53 +81,13 @@ export function linearAt(index: GraphIndex, node: NodeProto): Linear | undefined
   return lin;
 }
 
-/** The bias vector of a linear layer, if it has one. */
-export function linearBias(index: GraphIndex, lin: Linear): { values: Float32Array; tensor: TensorProto } | undefined {
-  if (lin.biasInput === undefined) return undefined;
-  const host = lin.biasAdd ?? lin.node;
-  const c = constantFloats(index, host.input[lin.biasInput]);
-  return c ? { values: c.values, tensor: c.tensor } : undefined;
-}
-
 /** Keeps only the output features `keep` (ascending) of a linear layer: weight and bias. */
 export function keepOutputFeatures(index: GraphIndex, lin: Linear, keep: number[]): void {
-  const w = constantFloats(index, lin.node.input[lin.weightInput]);
-  if (!w) throw new GraphError(`weight of ${GraphIndex.label(lin.node)} is not constant`);
-  const [r, c] = w.dims;
-  const sliced = lin.outAxis === 1 ? selectColumns(w.values, r, c, keep) : selectRows(w.values, r, c, keep);
-  const dims = lin.outAxis === 1 ? [r, keep.length] : [keep.length, c];
-  replaceConstantInput(index, lin.node, lin.weightInput, dims, sliced, w.tensor);
-  const b = linearBias(index, lin);
-  if (b) {
-    const host = lin.biasAdd ?? lin.node;
-    const v = Float32Array.from(keep, (i) => b.values[i]);
-    replaceConstantInput(index, host, lin.biasInput!, [keep.length], v, b.tensor);
-  }
+  sliceTensorAxis(ownConstantInput(index, lin.node, lin.weightInput), lin.outAxis, keep, 1, index.baseDir);
+  if (lin.biasInput !== undefined) sliceTensorAxis(ownConstantInput(index, lin.biasAdd ?? lin.node, lin.biasInput), -1, keep, 1, index.baseDir);
 }
 
 /** Keeps only the input features `keep` (ascending) of a linear layer; the bias is unchanged. */
 export function keepInputFeatures(index: GraphIndex, lin: Linear, keep: number[]): void {
-  const w = constantFloats(index, lin.node.input[lin.weightInput]);
-  if (!w) throw new GraphError(`weight of ${GraphIndex.label(lin.node)} is not constant`);
-  const [r, c] = w.dims;
-  const sliced = lin.outAxis === 1 ? selectRows(w.values, r, c, keep) : selectColumns(w.values, r, c, keep);
-  const dims = lin.outAxis === 1 ? [keep.length, c] : [r, keep.length];
-  replaceConstantInput(index, lin.node, lin.weightInput, dims, sliced, w.tensor);
-}
-
-export function selectRows(values: Float32Array, rows: number, cols: number, keep: number[]): Float32Array {
-  void rows;
-  const out = new Float32Array(keep.length * cols);
-  keep.forEach((row, i) => out.set(values.subarray(row * cols, (row + 1) * cols), i * cols));
-  return out;
-}
-
-export function selectColumns(values: Float32Array, rows: number, cols: number, keep: number[]): Float32Array {
-  const k = keep.length;
-  const out = new Float32Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let j = 0; j < k; j++) out[r * k + j] = values[base + keep[j]];
-  }
-  return out;
+  sliceTensorAxis(ownConstantInput(index, lin.node, lin.weightInput), 1 - lin.outAxis, keep, 1, index.baseDir);
 }

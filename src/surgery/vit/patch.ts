@@ -5,11 +5,12 @@
  * width d, so the class token, position embedding and every block see the width they expect.
  * Two data-movement nodes; no dense op.
  */
-import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, removeDeadCode, type NodeProto } from '../../onnx/index.js';
+import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, removeDeadCode, tensorDims, type NodeProto } from '../../onnx/index.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { cloneModel } from './heads.js';
-import { constantFloats, replaceConstantInput, selectRows } from './linear.js';
+import { resolveConstant } from './linear.js';
+import { ownConstantInput, sliceTensorAxis } from '../common.js';
 
 export interface PatchPruneRecord {
   /** The patch Conv's output value (its name is kept by the restored width-d tensor). */
@@ -40,9 +41,10 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: On
     throw new GraphError(`patch tap '${keep.tap}' is ${conv ? `the output of ${GraphIndex.label(conv)}` : 'not produced by any node'}, not of a Conv`);
   }
   if (attrInt(conv, 'group', 1) !== 1) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} is grouped; expected a plain patch embedding`);
-  const w = constantFloats(index, conv.input[1]);
-  if (!w || w.dims.length !== 4) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has no constant 4-D weight`);
-  const d = w.dims[0];
+  const wt = resolveConstant(index, conv.input[1]);
+  const wDims = wt ? tensorDims(wt) : [];
+  if (wDims.length !== 4) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has no constant 4-D weight`);
+  const d = wDims[0];
   if (keep.total !== d) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has ${d} filters; the keep set says ${keep.total}`);
   const kept = normalizeKeep(keep);
   if (kept.length === 0) throw new GraphError(`patch keep set '${keep.tap}' keeps no channel; at least one must stay`);
@@ -50,13 +52,8 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: On
   const record: PatchPruneRecord = { tap: keep.tap, conv: conv.name || conv.output[0], total: d, kept, removed, addedNodes: [] };
   if (removed.length === 0) return { model: out, record };
 
-  const per = w.values.length / d;
-  replaceConstantInput(index, conv, 1, [kept.length, ...w.dims.slice(1)], selectRows(w.values, d, per, kept), w.tensor);
-  if (conv.input[2]) {
-    const b = constantFloats(index, conv.input[2]);
-    if (!b) throw new GraphError(`bias of patch Conv ${GraphIndex.label(conv)} is not constant`);
-    replaceConstantInput(index, conv, 2, [kept.length], Float32Array.from(kept, (i) => b.values[i]), b.tensor);
-  }
+  sliceTensorAxis(ownConstantInput(index, conv, 1), 0, kept, 1, index.baseDir);
+  if (conv.input[2]) sliceTensorAxis(ownConstantInput(index, conv, 2), 0, kept, 1, index.baseDir);
 
   // The Conv writes a new value; the tap's name now belongs to the restored width-d tensor, so
   // every consumer (and a graph output, if the tap is one) reads width d unchanged.
