@@ -61,16 +61,29 @@ function copyOf(a: TensorArray): TensorArray {
  */
 export function sliceUnits(src: TensorArray, outer: number, axisLen: number, inner: number, keepUnits: readonly number[], block = 1): TensorArray {
   const ctor = src.constructor as new (n: number) => TensorArray;
-  const run = block * inner;
-  const out = new ctor(outer * keepUnits.length * run);
+  const unit = block * inner;
+  const out = new ctor(outer * keepUnits.length * unit) as Float32Array;
+  const from = src as Float32Array;
+  // Consecutive kept units are copied as one run: pruning keeps long stretches.
+  const runs: [number, number][] = [];
+  for (const u of keepUnits) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === u) last[1]++;
+    else runs.push([u, 1]);
+  }
   let o = 0;
   for (let a = 0; a < outer; a++) {
     const base = a * axisLen * inner;
-    for (const u of keepUnits) {
-      const from = base + u * run;
-      // set() of a subarray is a memcpy for same-type typed arrays.
-      (out as Float32Array).set((src as Float32Array).subarray(from, from + run), o);
-      o += run;
+    for (const [u, n] of runs) {
+      const start = base + u * unit;
+      const len = n * unit;
+      if (len < 64) {
+        // Short runs: a loop beats creating a subarray view.
+        for (let i = 0; i < len; i++) out[o + i] = from[start + i];
+      } else {
+        out.set(from.subarray(start, start + len), o);
+      }
+      o += len;
     }
   }
   return out;
