@@ -12,7 +12,7 @@ import type { OnnxModel } from '../src/onnx/io.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { findAttentionBlocks, pruneHeads, prunePatchChannels, pruneVit, pruneVitStaged, type AttentionBlock } from '../src/surgery/vit/index.js';
 import { countParameters } from '../src/metrics/cost.js';
-import { randomInput } from './helpers/graph-builder.js';
+import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
 import { tinyVit } from './helpers/vit-graphs.js';
 import { logits, maskHeads, relativeMaxDiff, withDistinctNonZeroBiases, zeroPatchFilters } from './helpers/oracle-vit.js';
 
@@ -193,5 +193,22 @@ describe('patterns and errors (hand-made timm layout)', () => {
     g.node.splice(g.node.indexOf(scores), 0, makeNode('Sin', [q], ['q_sin'], 'q_sin'));
     scores.input[0] = 'q_sin';
     expect(() => findAttentionBlocks(m)).toThrow(new RegExp(`attention block '${blocks[0].id}'.*Q`));
+  });
+});
+
+describe('patch removal below opset 11', () => {
+  it('writes Pad with a pads attribute and still equals the zeroed-filter oracle', async () => {
+    const b = new GraphBuilder(5);
+    b.op('Conv', ['input', b.weight('pw', [6, 3, 4, 4]), b.weight('pb', [6])], [attr('kernel_shape', [4, 4]), attr('strides', [4, 4])]);
+    b.nodes[0].output[0] = 'patch_embed';
+    const flat = b.op('Flatten', ['patch_embed'], [attr('axis', 1)]);
+    b.op('Gemm', [flat, b.weight('fc.w', [5, 24]), b.weight('fc.b', [5])], [attr('transB', 1)]);
+    b.nodes[b.nodes.length - 1].output[0] = 'logits';
+    const m = b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'logits', shape: ['batch', 5] }], 10, 5);
+    const { model: pruned } = prunePatchChannels(m, { tap: 'patch_embed', kind: 'patch', total: 6, keep: [1, 4] });
+    const pad = pruned.proto.graph!.node.find((n) => n.opType === 'Pad')!;
+    expect(pad.input.length).toBe(1);
+    expect(pad.attribute.find((a) => a.name === 'pads')?.ints.map(Number)).toEqual([0, 0, 0, 0, 0, 1, 0, 0]);
+    await expectOracle(pruned, zeroPatchFilters(m, 'patch_embed', [0, 2, 3, 5]), m);
   });
 });
