@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
-import { pruneFilters, pruneFiltersToFile, removeChannels, removeFilterSets, surgeryTotals, type SurgeryResult } from '../src/surgery/index.js';
-import { DataType, GraphError, GraphIndex, makeValueInfo, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
+import { pruneFilters, pruneFiltersToFile, removeChannels, removeFilterSets, sliceTensorAxis, surgeryTotals, type SurgeryResult } from '../src/surgery/index.js';
+import { DataType, GraphError, GraphIndex, makeTensor, makeValueInfo, readTensor, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
@@ -265,6 +265,48 @@ describe('Concat, residual Add, Reshape into MatMul', () => {
     expect(idx.constantInts(idx.byName.get('reshape_3')!.input[1])).toEqual([-1, 48]);
     expect(idx.constantDims(idx.byName.get('matmul_4')!.input[1])).toEqual([48, 3]);
     await expectOracle(model, res.model, { conv_0: [0, 3] }, [3, 8, 8]);
+  });
+});
+
+describe('channel-keeping ops and per-channel constants on the path', () => {
+  it('Mul/PRelu per-channel constants, Clip, LeakyRelu, Pad, AveragePool, Dropout, Identity; BN after the ReLU', async () => {
+    const b = new GraphBuilder(14);
+    let x = b.op('Conv', ['input', b.weight('c0.w', [6, 3, 3, 3]), b.weight('c0.b', [6])], pad1); // conv_0
+    x = b.op('Mul', [x, b.positive('scale', [6, 1, 1])]);
+    x = b.op('PRelu', [x, b.weight('slope', [6, 1, 1], 0.3)]);
+    x = b.op('Clip', [x, b.weight('lo', [], 0.0001), b.positive('hi', [], 5, 6)]);
+    x = b.op('LeakyRelu', [x]);
+    x = b.op('BatchNormalization', [x, b.positive('bn.s', [6]), b.weight('bn.b', [6], 0.2), b.weight('bn.m', [6], 0.2), b.positive('bn.v', [6])]);
+    x = b.op('MaxPool', [x], pool); // maxpool_6
+    x = b.op('Pad', [x, b.ints('pads', [0, 0, 1, 1, 0, 0, 1, 1])]);
+    x = b.op('AveragePool', [x], [attr('kernel_shape', [3, 3])]);
+    x = b.op('Dropout', [x]);
+    x = b.op('Identity', [x]);
+    x = b.op('Conv', [x, b.weight('c1.w', [4, 6, 1, 1]), b.weight('c1.b', [4])]); // conv_11
+    x = b.op('Flatten', [x]);
+    b.op('Gemm', [x, b.weight('fc.w', [3, 64]), b.weight('fc.b', [3])], [attr('transB', 1)]);
+    b.nodes[b.nodes.length - 1].output[0] = 'logits';
+    const model = b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'logits', shape: ['batch', 3] }]);
+    // The tap walk (Relu/BN/Identity/Dropout/Clip) does not pass Mul: name the Conv directly.
+    expect(() => pruneFilters(model, [{ tap: 'maxpool_6', kind: 'filters', total: 6, keep: [0] }])).toThrow(/stopped at 'prelu_2'/);
+    const res = removeChannels(model, 'conv_0', [0, 2, 3]);
+    const idx = GraphIndex.ofModel(res.model);
+    expect(idx.constantDims(idx.byName.get('mul_1')!.input[1])).toEqual([3, 1, 1]);
+    expect(idx.constantDims(idx.byName.get('prelu_2')!.input[1])).toEqual([3, 1, 1]);
+    expect(idx.constantDims(idx.byName.get('conv_11')!.input[1])).toEqual([4, 3, 1, 1]);
+    await expectOracle(model, res.model, { conv_0: [1, 4, 5] }, [3, 8, 8]);
+  });
+});
+
+describe('tensor slicing keeps the stored type', () => {
+  it('float16 weights are sliced bit for bit along any axis, with blocks', () => {
+    const bits = Uint16Array.from({ length: 2 * 6 * 2 }, (_, i) => 0x3c00 + i); // [2, 6, 2]
+    const t = makeTensor('w16', [2, 6, 2], bits, DataType.FLOAT16);
+    sliceTensorAxis(t, 1, [0, 2], 2); // units of 2 along axis 1: keep positions 0,1 and 4,5
+    expect(tensorDims(t)).toEqual([2, 4, 2]);
+    const got = Array.from(readTensor(t) as Uint16Array, (v) => v - 0x3c00);
+    expect(got).toEqual([0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 20, 21, 22, 23]);
+    expect(t.dataType).toBe(DataType.FLOAT16);
   });
 });
 

@@ -18,8 +18,8 @@ import type { OnnxModel } from '../../src/onnx/io.js';
 import { createRuntime, runBatch } from '../../src/runtime/session.js';
 import { randomInput } from './graph-builder.js';
 
-/** Ops between a Conv and a following BatchNormalization that keep the channels one to one. */
-const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip']);
+/** Ops between a Conv and a following BatchNormalization that keep the channels one to one (and map 0 to 0). */
+const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip', 'Mul', 'PRelu']);
 
 /**
  * A masked copy of `model`: for each [convName, removed filter indices], those filters' weights and
