@@ -33,3 +33,6 @@ export * from './eval/index.js';
 export { normalizeKeep, type KeepSet, type UnitKind } from './core/keep.js';
 export { renderHtml } from './report/html.js';
 export type { PruneReport, LayerReport, CostSummary, EvaluationSummary, Estimate } from './report/types.js';
+
+// Training-free recovery after pruning (options of skewPrune, never SkewPrune itself)
+export * from './recovery/index.js';
