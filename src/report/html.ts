@@ -2,7 +2,7 @@
  * One self-contained HTML page (inline CSS and SVG, no scripts, no network) from one or more
  * pruning reports, laid out like SkewPrune Tables II and III.
  */
-import type { Estimate, LayerReport, PruneReport } from './types.js';
+import type { Estimate, LayerReport, PruneReport, SearchPoint, SearchSummary } from './types.js';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -194,6 +194,75 @@ function label(l: LayerReport, layers: LayerReport[]): string {
   return `<tspan>${name}${pos} (${l.total})</tspan><title>${esc(l.tap)}: ${esc(l.description)}</title>`;
 }
 
+/** Candidates that no other beats on both accuracy (higher) and unfairness U (lower), by U. */
+export function paretoFront<T extends { accuracy: number; unfairness: number }>(points: readonly T[]): T[] {
+  const sorted = [...points].sort((a, b) => a.unfairness - b.unfairness || b.accuracy - a.accuracy);
+  const front: T[] = [];
+  for (const p of sorted) if (!front.length || p.accuracy > front[front.length - 1].accuracy) front.push(p);
+  return front;
+}
+
+const SEARCH_COLORS: Record<string, string> = { reinforce: '#1f6fb2', random: '#999', default: '#000' };
+
+/**
+ * Validation accuracy against unfairness U of every search candidate, the Pareto front as a step
+ * line, and the unpruned model, the paper's default (plain SkewPrune) and the choice marked.
+ */
+export function paretoChart(s: SearchSummary): string {
+  const labelW = 60;
+  const plotW = 460;
+  const plotH = 300;
+  const top = 12;
+  const pts: SearchPoint[] = [...s.candidates, s.original, s.default, s.chosen];
+  const us = pts.map((p) => p.unfairness).filter(Number.isFinite);
+  const as = pts.map((p) => p.accuracy).filter(Number.isFinite);
+  let [ulo, uhi] = [Math.min(...us), Math.max(...us)];
+  let [alo, ahi] = [Math.min(...as), Math.max(...as)];
+  if (uhi - ulo < 1e-9) [ulo, uhi] = [ulo - 0.01, uhi + 0.01];
+  if (ahi - alo < 1e-9) [alo, ahi] = [alo - 0.01, ahi + 0.01];
+  const pu = (uhi - ulo) * 0.06;
+  const pa = (ahi - alo) * 0.06;
+  [ulo, uhi, alo, ahi] = [Math.max(0, ulo - pu), uhi + pu, alo - pa, ahi + pa];
+  const x = (u: number) => labelW + ((u - ulo) / (uhi - ulo)) * plotW;
+  const y = (a: number) => top + (1 - (a - alo) / (ahi - alo)) * plotH;
+  const dots = s.candidates
+    .map((c) => `<circle cx="${x(c.unfairness).toFixed(1)}" cy="${y(c.accuracy).toFixed(1)}" r="3.2" fill="${SEARCH_COLORS[c.search] ?? '#555'}" fill-opacity="0.55"><title>${esc(`${c.search} #${c.index}: A ${c.accuracy.toFixed(3)}, U ${c.unfairness.toFixed(4)}, R ${c.reward.toFixed(4)}${c.description ? `; ${c.description}` : ''}`)}</title></circle>`)
+    .join('');
+  const front = paretoFront(s.candidates);
+  let path = '';
+  front.forEach((p, i) => {
+    path += i === 0 ? `M${x(p.unfairness).toFixed(1)},${y(p.accuracy).toFixed(1)}` : `H${x(p.unfairness).toFixed(1)}V${y(p.accuracy).toFixed(1)}`;
+  });
+  const mark = (p: SearchPoint, label: string, shape: string) =>
+    `<g transform="translate(${x(p.unfairness).toFixed(1)},${y(p.accuracy).toFixed(1)})">${shape}<text x="9" y="-6">${esc(label)}</text><title>${esc(`${label}: A ${p.accuracy.toFixed(3)}, U ${p.unfairness.toFixed(4)}, R ${p.reward.toFixed(4)}`)}</title></g>`;
+  const axisY = top + plotH;
+  const xt = niceTicks(ulo, uhi, 6)
+    .map((t) => `<line x1="${x(t)}" x2="${x(t)}" y1="${axisY}" y2="${axisY + 4}" stroke="#333"/><text x="${x(t)}" y="${axisY + 16}" text-anchor="middle">${+t.toFixed(3)}</text>`)
+    .join('');
+  const yt = niceTicks(alo, ahi, 6)
+    .map((t) => `<line x1="${labelW - 4}" x2="${labelW}" y1="${y(t)}" y2="${y(t)}" stroke="#333"/><text x="${labelW - 6}" y="${y(t) + 4}" text-anchor="end">${+t.toFixed(3)}</text>`)
+    .join('');
+  const h = axisY + 50;
+  const legend = `<g transform="translate(${labelW},${h - 10})"><circle r="4" cy="-3" fill="${SEARCH_COLORS.reinforce}"/><text x="8" y="1">REINFORCE</text><circle cx="96" cy="-3" r="4" fill="${SEARCH_COLORS.random}"/><text x="104" y="1">random search</text><line x1="200" x2="222" y1="-3" y2="-3" stroke="#c8553d" stroke-width="1.5"/><text x="226" y="1">Pareto front (validation)</text></g>`;
+  return (
+    `<svg class="chart" viewBox="0 0 ${labelW + plotW + 120} ${h}" width="${labelW + plotW + 120}" height="${h}" role="img" aria-label="accuracy against unfairness of every search candidate">` +
+    `${dots}<path d="${path}" fill="none" stroke="#c8553d" stroke-width="1.5"/>` +
+    mark(s.original, 'unpruned', '<rect x="-5" y="-5" width="10" height="10" fill="none" stroke="#000" stroke-width="1.5"/>') +
+    mark(s.default, 'paper default (t=0)', '<path d="M0,-7L7,6H-7Z" fill="#f2b134" stroke="#000"/>') +
+    mark(s.chosen, 'chosen', '<circle r="7" fill="none" stroke="#2a7f62" stroke-width="2.5"/>') +
+    `<line x1="${labelW}" x2="${labelW + plotW}" y1="${axisY}" y2="${axisY}" stroke="#333"/><line x1="${labelW}" x2="${labelW}" y1="${top}" y2="${axisY}" stroke="#333"/>${xt}${yt}` +
+    `<text x="${labelW + plotW / 2}" y="${axisY + 32}" text-anchor="middle">unfairness U (validation)</text>` +
+    `<text transform="translate(14,${top + plotH / 2}) rotate(-90)" text-anchor="middle">accuracy (validation)</text>${legend}</svg>`
+  );
+}
+
+function searchSection(s: SearchSummary): string {
+  const r = (p: SearchPoint) => `A ${p.accuracy.toFixed(3)}, U ${p.unfairness.toFixed(4)}, reward ${p.reward.toFixed(4)}`;
+  return `<p class="meta">Search (validation split): reward R = ${s.reward.alpha}·A − ${s.reward.beta}·U if A ≥ ${s.reward.AC.toFixed(3)}, else −1; ${s.budget} candidates per search, seed ${s.seed}; decisions: ${esc(s.decisions.map((d) => `${d.name} (${d.options.length})`).join(', '))}.
+Unpruned: ${r(s.original)}. Paper default: ${r(s.default)}. Chosen: ${r(s.chosen)}${s.chosen.description ? ` (${esc(s.chosen.description)})` : ''}.${s.randomBest ? ` Random search best: ${r(s.randomBest)}.` : ''}</p>
+<figure><figcaption>Accuracy against unfairness of every candidate (validation)</figcaption>${paretoChart(s)}</figure>`;
+}
+
 function section(r: PruneReport): string {
   const ev = r.evaluation;
   const removed = Object.entries(r.removed)
@@ -206,6 +275,7 @@ function section(r: PruneReport): string {
 ${ev ? `Evaluation: ${ev.count} images (${esc(ev.images)}; ${groups}); intervals: ${ev.bootstrap.resamples} bootstrap resamples within group, seed ${ev.bootstrap.seed}.` : 'No evaluation set was given.'}
 ${r.method.recovery?.length ? `Training-free recovery (not part of SkewPrune): ${esc(r.method.recovery.join(', '))}.` : 'No fine-tuning and no recovery: the pruned model is evaluated as it comes out of surgery.'}</p>
 ${comparisonTable(r)}
+${r.search ? searchSection(r.search) : ''}
 <div class="charts">
 <figure><figcaption>Units kept and removed per layer</figcaption>${keptChart(r.layers)}</figure>
 <figure><figcaption>Median skewness of every unit (dashed: threshold)</figcaption>${skewChart(r.layers, r.method.threshold)}</figure>

@@ -71,4 +71,30 @@ export interface PruneReport {
   /** Wall time of each step, ms. */
   timings: Record<string, number>;
   notes: string[];
+  /** Present when the configuration was chosen by skewSearch: every candidate, for the Pareto chart. */
+  search?: SearchSummary;
+}
+
+/** A point of the search: validation accuracy, unfairness U and the Eq. 2 reward. */
+export interface SearchPoint {
+  accuracy: number;
+  unfairness: number;
+  reward: number;
+  description?: string;
+}
+
+/** What skewSearch tried (validation split) and what it chose. */
+export interface SearchSummary {
+  reward: { alpha: number; beta: number; AC: number };
+  /** Candidates per search. */
+  budget: number;
+  seed: number;
+  decisions: { name: string; options: string[] }[];
+  candidates: (SearchPoint & { search: string; index: number })[];
+  /** The unpruned model. */
+  original: SearchPoint;
+  /** Plain SkewPrune: natural calibration, threshold 0 everywhere (the paper's default). */
+  default: SearchPoint;
+  chosen: SearchPoint;
+  randomBest?: SearchPoint;
 }
