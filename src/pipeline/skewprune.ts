@@ -23,6 +23,8 @@ import { evaluatePair, type PairResult } from '../eval/index.js';
 import { graphCost, measureLatency, type GraphCost } from '../metrics/index.js';
 import type { BootstrapOptions, Interval } from '../metrics/bootstrap.js';
 import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
+import { resolveSource } from '../calibration/source.js';
+import { imageFileBatches, recoverPruned, type RecoveryMethod, type RecoveryOptions, type RecoveryResult } from '../recovery/index.js';
 
 export type PrunePattern = 'filters' | VitPattern;
 export type ModelKind = 'cnn' | 'vit';
@@ -63,6 +65,14 @@ export interface SkewPruneOptions {
   warn?: (message: string) => void;
   /** Name used in the report (default: the file name). */
   name?: string;
+  /**
+   * Training-free recovery after surgery, from the calibration images (off by default; never part
+   * of SkewPrune itself; named in report.method.recovery). 'refit' needs labelled calibration
+   * images (a Dataset, or items with class-index labels). See docs/recovery.md.
+   */
+  recovery?: RecoveryMethod[];
+  /** Settings of the recovery methods (ridge, sampled positions, refit balance and strength). */
+  recoveryOptions?: Omit<RecoveryOptions, 'methods' | 'executionProviders' | 'strict' | 'warn'>;
 }
 
 export interface UnitMedians {
@@ -87,6 +97,8 @@ export interface SkewPruneResult {
   surgery: { filters?: LayerRecord[]; patch?: PatchPruneRecord; heads?: HeadPruneRecord[] };
   cost: { before: GraphCost; after: GraphCost };
   evaluation?: PairResult;
+  /** What recovery did, when options.recovery asked for it. */
+  recovery?: RecoveryResult;
   report: PruneReport;
 }
 
@@ -195,6 +207,14 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     surgery.heads = r.heads;
   }
 
+  let recovery: RecoveryResult | undefined;
+  if (options.recovery?.length) {
+    const batches = imageFileBatches(original, resolveSource(src), { batchSize: options.batchSize, preprocess: options.preprocess });
+    const run = { executionProviders: options.executionProviders, strict: options.strict, warn: options.warn };
+    recovery = await time('recovery', () => recoverPruned(original, pruned, surgery, batches, { ...options.recoveryOptions, ...run, methods: options.recovery! }));
+    pruned = recovery.model;
+  }
+
   const before = await time('cost', () => graphCost(original));
   const after = await time('cost', () => graphCost(pruned));
 
@@ -253,7 +273,11 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     evaluationName: options.evaluation ? `${options.evaluation.name}` : undefined,
     timings,
   });
-  return { model: pruned, kind, pattern, keepSets, medians, minKeepFired, calibration: calibrations, surgery, cost, evaluation, report };
+  if (recovery) {
+    report.method.recovery = recovery.applied;
+    report.notes.push(...recovery.notes.map((n) => `recovery: ${n}`));
+  }
+  return { model: pruned, kind, pattern, keepSets, medians, minKeepFired, calibration: calibrations, surgery, cost, evaluation, ...(recovery ? { recovery } : {}), report };
 }
 
 function toEstimate(i: Interval | undefined, point: number | undefined): Estimate | undefined {
