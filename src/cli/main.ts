@@ -18,6 +18,8 @@ import { findAttentionBlocks } from '../surgery/vit/index.js';
 import { graphCost } from '../metrics/index.js';
 import { evaluate, evaluatePair, type EvaluationResult } from '../eval/index.js';
 import { skewPrune, type PrunePattern } from '../pipeline/skewprune.js';
+import { skewSearch, type SearchLog, type SearchSpace } from '../search/index.js';
+import { readFileSync } from 'node:fs';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { renderHtml } from '../report/html.js';
 import type { PruneReport } from '../report/types.js';
@@ -281,6 +283,71 @@ export function buildProgram(): Command {
         for (const b of blocks) console.log(`  ${b.id}  ${b.layout}, ${b.numHeads} heads x ${b.headDim}`);
       }
       if (blockError) console.log(`attention: ${blockError}`);
+    });
+
+  program
+    .command('search')
+    .description('search SkewPrune configurations (REINFORCE, BiaslessNAS Eq. 2 reward on the validation split) and write the chosen pruned model')
+    .argument('<model>', 'ONNX model file')
+    .option('-d, --data <dataset>', 'labelled dataset with train/val/test splits', 'pad-ufes-20')
+    .option('-n, --candidates <n>', 'candidates per search (plain SkewPrune is the first)', intOption('--candidates'), 60)
+    .option('--seconds <s>', 'stop starting candidates after this many seconds', floatOption)
+    .option('--seed <n>', 'seed of the controller, the random baseline and the BGM draws', intOption('--seed'), 1)
+    .option('--preset <name>', 'reward preset: fair (alpha 0.2, beta 0.8) or acc (0.8, 0.2)', 'fair')
+    .option('--ac <a>', 'accuracy constraint AC (default: unpruned validation accuracy - 0.05)', floatOption)
+    .option('--space <file>', 'search space JSON (default: the model\'s default space)')
+    .option('--log <file>', 'JSON log of every candidate, written after each; an existing log is resumed')
+    .option('--no-random', 'skip the random-search baseline')
+    .option('-o, --out <file>', 'chosen pruned model (default <model>.searched.onnx)')
+    .option('--report <dir>', 'write report.json and report.html (with the Pareto chart) here')
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('-f, --force', 'replace existing output files')
+    .action(async (modelPath: string, o) => {
+      const g = program.opts();
+      const out = o.out ?? join(dirname(modelPath), `${basename(modelPath, '.onnx')}.searched.onnx`);
+      if (existsSync(out) && !o.force) throw new CliError(`${out} already exists; pass --force to replace it`);
+      const readJson = (file: string, what: string) => {
+        try {
+          return JSON.parse(readFileSync(file, 'utf8'));
+        } catch (e) {
+          throw new CliError(`${what} ${file}: ${(e as Error).message}`);
+        }
+      };
+      const space = o.space ? (readJson(o.space, 'search space') as SearchSpace) : undefined;
+      const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'search log') as SearchLog) : undefined;
+      const result = await skewSearch(loadModel(modelPath), {
+        data: datasetFromSpec(o.data, g.dataRoot),
+        space,
+        budget: { candidates: o.candidates, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) },
+        seed: o.seed,
+        reward: { preset: o.preset, ...(o.ac !== undefined ? { AC: o.ac } : {}) },
+        randomBaseline: o.random,
+        resume,
+        batchSize: o.batchSize,
+        executionProviders: o.ep,
+        name: basename(modelPath),
+        onStage: (m) => !g.json && console.error(m),
+        onCandidate: (e, log, best) => {
+          if (o.log) writeAtomic(o.log, JSON.stringify(log), true);
+          if (!g.json) console.error(`${e.search} #${e.index}: reward ${e.score.reward.toFixed(4)} (A ${e.score.accuracy.toFixed(3)}, U ${e.score.unfairness.toFixed(4)})${e.cached ? ' cached' : ''}; best ${best.toFixed(4)}`);
+        },
+      });
+      saveModel(result.chosen.model, out, { overwrite: !!o.force });
+      result.report.model.output = out;
+      const files = o.report ? writeReports(o.report, [result.report], !!o.force) : undefined;
+      const s = result.summary;
+      if (g.json) console.log(JSON.stringify({ output: out, summary: s, files }));
+      else {
+        const line = (name: string, p: { accuracy: number; unfairness: number; reward: number; description?: string }) =>
+          console.log(`${name.padEnd(16)} reward ${p.reward.toFixed(4)}  A ${p.accuracy.toFixed(3)}  U ${p.unfairness.toFixed(4)}${p.description ? `  ${p.description}` : ''}`);
+        console.log(`validation (reward ${s.reward.alpha}*A - ${s.reward.beta}*U, AC ${s.reward.AC.toFixed(3)}):`);
+        line('unpruned', s.original);
+        line('plain SkewPrune', s.default);
+        line('chosen', s.chosen);
+        if (s.randomBest) line('random best', s.randomBest);
+        console.log(`wrote ${out}${files ? `, ${files.json}, ${files.html}` : ''}`);
+      }
     });
 
   program
