@@ -14,7 +14,7 @@ import { makeTensor, readFloat32, GraphIndex, type OnnxModel } from '../src/onnx
 import { loadModel } from '../src/onnx/io.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { pruneFilters, removeFilterSets } from '../src/surgery/index.js';
-import { pruneHeads, findAttentionBlocks } from '../src/surgery/vit/index.js';
+import { pruneHeads, findAttentionBlocks, prunePatchChannels } from '../src/surgery/vit/index.js';
 import { discoverTaps } from '../src/calibration/index.js';
 import { linearProducing, resolveConstant } from '../src/surgery/vit/linear.js';
 import {
@@ -289,6 +289,35 @@ describe('fixtures: VGG filters and timm attention heads', () => {
     expect(meanGap(ls)).toBeLessThanOrEqual(1e-5);
     expect(mse(bias)).toBeLessThan(mse(none));
     expect(mse(ls)).toBeLessThanOrEqual(mse(bias) * (1 + 1e-6));
+  });
+});
+
+describe('patch-embedding channels', () => {
+  it('a removed constant patch channel is reproduced exactly by bias compensation (timm ViT fixture)', async () => {
+    const model = loadModel('fixtures/vit_timm_tiny.onnx');
+    const tap = discoverTaps(model, 'patch')[0];
+    const copy = { proto: structuredClone(model.proto) } as OnnxModel;
+    const index = GraphIndex.ofModel(copy);
+    const conv = index.producer.get(tap.value)!;
+    const wT = resolveConstant(index, conv.input[1])!;
+    const w = readFloat32(wT);
+    const per = w.length / tap.units!;
+    w.fill(0, 5 * per, 6 * per); // filter 5 outputs its bias everywhere
+    wT.rawData = new Uint8Array(w.buffer.slice(0)) as typeof wT.rawData;
+    wT.floatData = [];
+    const keep = Array.from({ length: tap.units! }, (_, i) => i).filter((i) => i !== 5);
+    const pruned = prunePatchChannels(copy, { tap: tap.value, kind: 'patch', total: tap.units!, keep });
+    const dims = [4, 3, 32, 32];
+    const x = randomInput(dims, 13);
+    const original = await run(copy, x, dims);
+    const none = await run(pruned.model, x, dims);
+    expect(maxDiff(none.data, original.data)).toBeGreaterThan(1e-3 * maxAbs(original.data));
+    for (const method of ['bias', 'lstsq'] as const) {
+      const rec = await recoverPruned(copy, pruned.model, { patch: pruned.record }, tensorBatches(x, dims, { batchSize: 3 }), { methods: [method] });
+      expect(rec.compensation.map((c) => c.opType)).toEqual(['PatchRestore']);
+      const out = await run(rec.model, x, dims);
+      expect(maxDiff(out.data, original.data)).toBeLessThanOrEqual(1e-5 * maxAbs(original.data));
+    }
   });
 });
 

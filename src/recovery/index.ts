@@ -9,3 +9,4 @@ export { StatisticsAccumulator, type ConsumerStatistics, type StatisticsOptions 
 export { compensate, ridgeRegression, type CompensationRecord } from './compensate.js';
 export { refitLastLayer, findClassifier, type RefitOptions, type RefitRecord } from './refit.js';
 export { fitSoftmaxRegression, softmaxObjective, balancedWeights, type SoftmaxRegressionInput, type SoftmaxRegressionResult } from './logistic.js';
+export { compensatePatch, ChannelMeans, type PatchRemoval } from './patch.js';

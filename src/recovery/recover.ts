@@ -11,6 +11,7 @@ import { forEachBatch, type ImageBatches, type RunOptions } from './activations.
 import { StatisticsAccumulator } from './statistics.js';
 import { compensate, type CompensationRecord } from './compensate.js';
 import { refitLastLayer, type RefitOptions, type RefitRecord } from './refit.js';
+import { ChannelMeans, compensatePatch, type PatchRemoval } from './patch.js';
 
 export type RecoveryMethod = 'bias' | 'lstsq' | 'refit';
 
@@ -47,7 +48,7 @@ const METHODS: readonly RecoveryMethod[] = ['bias', 'lstsq', 'refit'];
  * Recovers a pruned model. `removed` are the surgery records (SkewPruneResult.surgery);
  * `batches` the calibration images (labels needed for 'refit').
  */
-export async function recoverPruned(original: OnnxModel, pruned: OnnxModel, removed: RemovedUnits & { patch?: { removed: readonly number[] } }, batches: ImageBatches, options: RecoveryOptions): Promise<RecoveryResult> {
+export async function recoverPruned(original: OnnxModel, pruned: OnnxModel, removed: RemovedUnits & { patch?: PatchRemoval }, batches: ImageBatches, options: RecoveryOptions): Promise<RecoveryResult> {
   for (const m of options.methods) if (!METHODS.includes(m)) throw new RangeError(`unknown recovery method '${m}' (known: ${METHODS.join(', ')})`);
   const methods = METHODS.filter((m) => options.methods.includes(m));
   const model = copyModel(pruned);
@@ -57,17 +58,33 @@ export async function recoverPruned(original: OnnxModel, pruned: OnnxModel, remo
   const compensation: CompensationRecord[] = [];
   const method = methods.includes('lstsq') ? 'lstsq' : methods.includes('bias') ? 'bias' : undefined;
   if (methods.includes('bias') && methods.includes('lstsq')) notes.push("'bias' and 'lstsq' together: least squares sets the bias by the same mean matching, so 'lstsq' alone was applied");
-  if (removed.patch?.removed.length && method) notes.push(`patch-embedding channels (${removed.patch.removed.length} removed) are not compensated: their zero-padded width feeds every later op, not one consumer`);
+  const patch = method && removed.patch?.removed.length ? removed.patch : undefined;
+  if (patch && method === 'lstsq') notes.push('patch-embedding channels: bias compensation only (their zero-padded width feeds every later op, not one linear consumer)');
   if (removed.heads?.some((h) => h.branchDropped) && method) notes.push(`blocks whose every head was removed are not compensated: ${removed.heads.filter((h) => h.branchDropped).map((h) => h.tap).join(', ')}`);
   const consumers = method ? findConsumers(original, removed) : [];
-  if (method && consumers.length) {
+  if (method && (consumers.length || patch)) {
     let t0 = performance.now();
     const acc = new StatisticsAccumulator(consumers, { covariance: method === 'lstsq', positionsPerImage: options.positionsPerImage, maxChannels: options.maxChannels, seed: options.seed });
-    await forEachBatch(original, batches, consumers.map((c) => c.input), (out, batch) => acc.add(out, batch), run);
+    const patchMeans = patch ? new ChannelMeans(patch.tap) : undefined;
+    const values = [...consumers.map((c) => c.input), ...(patch ? [patch.tap] : [])];
+    await forEachBatch(
+      original,
+      batches,
+      values,
+      (out, batch) => {
+        acc.add(out, batch);
+        if (patchMeans) patchMeans.add(out[patch!.tap].data as Float32Array, out[patch!.tap].dims as readonly number[]);
+      },
+      run,
+    );
     const stats = acc.finish();
     timings.statistics = performance.now() - t0;
     t0 = performance.now();
     compensation.push(...compensate(original, model, stats, method, { ridge: options.ridge }));
+    if (patch) {
+      const maxBiasChange = compensatePatch(model, patch, patchMeans!.means());
+      compensation.push({ consumer: patch.tap, opType: 'PatchRestore', method: 'bias', removedChannels: patch.removed.length, keptChannels: patch.total - patch.removed.length, maxBiasChange, weightChange: 0 });
+    }
     timings.compensate = performance.now() - t0;
   } else if (method) {
     notes.push('no layer reads removed units: nothing to compensate');
