@@ -106,7 +106,7 @@ describe('Pareto chart', () => {
       chosen: p(0.72, 0.05),
     });
     expect(svg.match(/<circle [^>]*fill-opacity/g)).toHaveLength(3);
-    for (const label of ['unpruned', 'paper default (t=0)', 'chosen', 'Pareto front']) expect(svg).toContain(label);
+    for (const label of ['unpruned', 'paper default (t=0)', 'chosen', 'Pareto front of all candidates']) expect(svg).toContain(label);
   });
 });
 

@@ -242,8 +242,8 @@ export function paretoChart(s: SearchSummary): string {
   const yt = niceTicks(alo, ahi, 6)
     .map((t) => `<line x1="${labelW - 4}" x2="${labelW}" y1="${y(t)}" y2="${y(t)}" stroke="#333"/><text x="${labelW - 6}" y="${y(t) + 4}" text-anchor="end">${+t.toFixed(3)}</text>`)
     .join('');
-  const h = axisY + 50;
-  const legend = `<g transform="translate(${labelW},${h - 10})"><circle r="4" cy="-3" fill="${SEARCH_COLORS.reinforce}"/><text x="8" y="1">REINFORCE</text><circle cx="96" cy="-3" r="4" fill="${SEARCH_COLORS.random}"/><text x="104" y="1">random search</text><line x1="200" x2="222" y1="-3" y2="-3" stroke="#c8553d" stroke-width="1.5"/><text x="226" y="1">Pareto front (validation)</text></g>`;
+  const h = axisY + 62;
+  const legend = `<g transform="translate(${labelW},${h - 6})"><circle r="4" cy="-3" fill="${SEARCH_COLORS.reinforce}"/><text x="8" y="1">REINFORCE</text><circle cx="96" cy="-3" r="4" fill="${SEARCH_COLORS.random}"/><text x="104" y="1">random search</text><line x1="200" x2="222" y1="-3" y2="-3" stroke="#c8553d" stroke-width="1.5"/><text x="226" y="1">Pareto front of all candidates</text></g>`;
   return (
     `<svg class="chart" viewBox="0 0 ${labelW + plotW + 120} ${h}" width="${labelW + plotW + 120}" height="${h}" role="img" aria-label="accuracy against unfairness of every search candidate">` +
     `${dots}<path d="${path}" fill="none" stroke="#c8553d" stroke-width="1.5"/>` +
