@@ -1,7 +1,8 @@
 /**
  * The recovery must-show table: on each model, SkewPrune at the default threshold (0) and at a
  * more aggressive one (+0.25), then no recovery, bias compensation, least squares, and last-layer
- * refit (class-balanced; group x class balanced), plus the unpruned model, all evaluated on the
+ * refit (class-balanced; group x class balanced; group x class on the validation split, as DFR
+ * refits on held-out data), plus the unpruned model, all evaluated on the
  * same PAD-UFES-20 test images in one run: accuracy, macro F1, EOpp1, EOdd and U with bootstrap
  * intervals, and the wall time each option adds (ratio to calibration + surgery, same run).
  *
@@ -45,6 +46,7 @@ const thresholds = [0, 0.25];
 const data = readPadUfes20();
 let calib = data.split('train');
 let test = data.split('test');
+const val = data.split('val');
 if (calibN) calib = calib.take(calibN);
 if (testN) test = test.take(testN);
 console.log(`calibration: ${calib.name}, ${calib.size} images; evaluation: ${test.name}, ${test.size} images (groups ${JSON.stringify(test.groupCounts())})`);
@@ -78,6 +80,8 @@ for (const rel of modelPaths) {
   const calibrationMs = nowMs() - t0;
   console.log(`calibration: ${(calibrationMs / 1000).toFixed(1)} s`);
   const batches = imageFileBatches(original, calib.items, { batchSize });
+  // DFR refits on held-out data: the same refit on the validation split, for comparison.
+  const valBatches = imageFileBatches(original, val.items, { batchSize });
   for (const threshold of thresholds) {
     const setting = threshold === 0 ? 'default (threshold 0)' : `aggressive (threshold ${threshold})`;
     t0 = nowMs();
@@ -99,15 +103,17 @@ for (const rel of modelPaths) {
     console.log(`${setting}: removed ${removed} of ${total} ${kind === 'cnn' ? 'filters' : 'heads'}`);
     const params = (await graphCost(pruned)).parameters;
     variants.push({ setting, recovery: 'none', model: pruned, addedMs: 0, pruneMs, parameters: params, detail: { removed, total } });
-    const runs: [string, RecoveryMethod[], object][] = [
-      ['bias', ['bias'], {}],
-      ['lstsq', ['lstsq'], {}],
-      ['refit (class)', ['refit'], { refit: { balance: 'class' } }],
-      ['refit (group x class)', ['refit'], { refit: { balance: 'group-class' } }],
+    const runs: [string, RecoveryMethod[], object, typeof batches][] = [
+      ['bias', ['bias'], {}, batches],
+      ['lstsq', ['lstsq'], {}, batches],
+      ['refit (class)', ['refit'], { refit: { balance: 'class' } }, batches],
+      ['refit (group x class)', ['refit'], { refit: { balance: 'group-class' } }, batches],
+      [`refit (group x class) on ${val.name}`, ['refit'], { refit: { balance: 'group-class' } }, valBatches],
+      ['lstsq + refit (group x class)', ['lstsq', 'refit'], { refit: { balance: 'group-class' } }, batches],
     ];
-    for (const [name, methods, extra] of runs) {
+    for (const [name, methods, extra, source] of runs) {
       t0 = nowMs();
-      const rec = await recoverPruned(original, pruned, surgery, batches, { methods, batchSize, ...extra } as Parameters<typeof recoverPruned>[4]);
+      const rec = await recoverPruned(original, pruned, surgery, source, { methods, ...extra } as Parameters<typeof recoverPruned>[4]);
       const addedMs = nowMs() - t0;
       console.log(`  ${name}: ${(addedMs / 1000).toFixed(1)} s (${Object.entries(rec.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})${rec.notes.length ? `; ${rec.notes.join('; ')}` : ''}`);
       variants.push({ setting, recovery: name, model: rec.model, addedMs, pruneMs, parameters: (await graphCost(rec.model)).parameters, detail: { timings: rec.timings, compensation: rec.compensation, refit: rec.refit, notes: rec.notes } });
