@@ -171,4 +171,10 @@ describe.skipIf(!haveData)('candidate evaluation and skewSearch (shared PAD-UFES
     expect(html).toContain('paper default (t=0)');
     expect(html.match(/fill-opacity="0.55"/g)).toHaveLength(a.log.entries.length);
   });
+
+  it('a time budget stops both searches after their first candidate (plain SkewPrune) when it is already spent', async () => {
+    const r = await skewSearch(vit, { ...options(), test: false, budget: { candidates: 50, seconds: 0 } });
+    expect(r.log.entries.map((e) => `${e.search}:${e.index}`)).toEqual(['reinforce:0', 'random:0']);
+    expect(r.chosen.entry.description).toBe(r.default.entry.description);
+  });
 });
