@@ -333,8 +333,10 @@ export function float32ToBfloat16(values: Float32Array): Uint16Array {
 /**
  * Replaces a tensor's values and dims, storing them as raw_data (inline). Float32 values are
  * written back in the tensor's own floating type (float16/bfloat16/double converted).
+ * With `adopt`, the tensor takes `values`' memory instead of a copy (for large arrays the caller
+ * just built and will not touch again); values converted to another type are never copied twice.
  */
-export function writeTensor(t: TensorProto, dims: readonly number[], values: TensorArray): void {
+export function writeTensor(t: TensorProto, dims: readonly number[], values: TensorArray, options: { adopt?: boolean } = {}): void {
   const n = elementCount(dims);
   let data: TensorArray = values;
   if (values instanceof Float32Array) {
@@ -355,8 +357,9 @@ export function writeTensor(t: TensorProto, dims: readonly number[], values: Ten
   t.uint64Data = [];
   t.externalData = [];
   clearField(t, TensorProtoSchema.field.dataLocation);
-  // A fresh copy: the new values must not alias the caller's array or the old file buffer.
-  t.rawData = new Uint8Array(bytes);
+  // A fresh copy unless adopted or freshly converted: the new values must not alias the caller's
+  // array or the old file buffer.
+  t.rawData = options.adopt || data !== values ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
 }
 
 const DTYPE_OF: [Ctor | Function, number][] = [

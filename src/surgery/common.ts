@@ -104,7 +104,7 @@ export function sliceTensorAxis(t: TensorProto, axis: number, keepUnits: readonl
   const values = sliceUnits(readTensor(t, baseDir), outer, dims[a], inner, keepUnits, block);
   const newDims = [...dims];
   newDims[a] = keepUnits.length * block;
-  writeTensor(t, newDims, values);
+  writeTensor(t, newDims, values, { adopt: true });
 }
 
 /** Number of elements of a tensor. */

@@ -419,7 +419,7 @@ function applyRemoval(
           o += k;
         }
       }
-      writeTensor(w, [outKeep.length, newCg, ...kernel], dst);
+      writeTensor(w, [outKeep.length, newCg, ...kernel], dst, { adopt: true });
       newGroups = groupsLeft;
       setAttrInts(node, 'group', newGroups);
     }
