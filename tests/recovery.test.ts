@@ -255,14 +255,15 @@ describe('fixtures: VGG filters and timm attention heads', () => {
     }
   });
 
-  it('timm ViT heads: out-projection mean matches, and squared error lstsq <= bias <= none', async () => {
-    const model = loadModel('fixtures/vit_timm_tiny.onnx');
+  for (const file of ['vit_timm_tiny', 'vit_b16_tiny_op14', 'vit_hf_tiny']) {
+  it(`${file} heads: out-projection mean matches, and squared error lstsq <= bias <= none`, async () => {
+    const model = loadModel(`fixtures/${file}.onnx`);
     const blocks = findAttentionBlocks(model);
     const keeps = [{ tap: blocks[0].id, kind: 'heads' as const, total: blocks[0].numHeads, keep: [0, 2] }];
     const pruned = pruneHeads(model, keeps);
     const consumers = findConsumers(model, { heads: pruned.records });
     expect(consumers).toHaveLength(1);
-    expect(consumers[0].removed).toHaveLength(blocks[0].headDim);
+    expect(consumers[0].removed).toHaveLength((blocks[0].numHeads - 2) * blocks[0].headDim);
     const index = GraphIndex.ofModel(model);
     const outValue = (linearProducing(index, index.consumersOf(consumers[0].output)[0]?.output[0] ?? '') ?? { output: consumers[0].output }).output;
     const dims = [8, 3, 32, 32];
@@ -290,6 +291,7 @@ describe('fixtures: VGG filters and timm attention heads', () => {
     expect(mse(bias)).toBeLessThan(mse(none));
     expect(mse(ls)).toBeLessThanOrEqual(mse(bias) * (1 + 1e-6));
   });
+  }
 });
 
 describe('patch-embedding channels', () => {
