@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { readPadUfes20 } from '../src/data/readers.js';
 import { estimateIta, ITA_CATEGORIES } from '../src/data/ita.js';
+import { mulberry32 } from '../src/data/split.js';
 
 const ds = readPadUfes20();
 const labelled = ds.items.filter((it) => it.fitzpatrick !== undefined);
@@ -57,6 +58,59 @@ console.log(`agreement ${(agree2 * 100).toFixed(1)}%, light recall ${(lightRecal
 console.log('6x6 (rows: Fitzpatrick 1-6, columns: ITA category ' + ITA_CATEGORIES.map((c) => c.name).join(' / ') + ')');
 table6.forEach((row, i) => console.log(`F${i + 1}: ${row.map((x) => String(x).padStart(4)).join('')}   median ITA ${medianIta(i + 1).toFixed(1)}`));
 console.log(`exact type agreement ${(agree6 * 100).toFixed(1)}%, within one type ${(within1 * 100).toFixed(1)}%, Spearman(ITA, Fitzpatrick) ${spearman.toFixed(3)}`);
+
+// AUC of ITA for telling dark (4-6) from light (1-3): P(ITA of a light image > ITA of a dark one).
+const lightIta = rows.filter((r) => r.group === 'light').map((r) => r.ita);
+const darkIta = rows.filter((r) => r.group === 'dark').map((r) => r.ita);
+let wins = 0;
+for (const l of lightIta) for (const d of darkIta) wins += l > d ? 1 : l === d ? 0.5 : 0;
+const auc = wins / (lightIta.length * darkIta.length);
+console.log(`AUC of ITA separating light from dark: ${auc.toFixed(3)} (0.5 = chance)`);
+const q = (v: number[], p: number) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
+};
+for (let f = 1; f <= 6; f++) {
+  const v = rows.filter((r) => r.fitzpatrick === f).map((r) => r.ita);
+  if (v.length) console.log(`F${f}: n ${v.length}, ITA quartiles ${q(v, 0.25).toFixed(1)} / ${q(v, 0.5).toFixed(1)} / ${q(v, 0.75).toFixed(1)}`);
+}
+
+// Strip plot: ITA (y) of every image by Fitzpatrick type (x), category thresholds dashed.
+const svgAt = process.argv.indexOf('--svg');
+if (svgAt > 0) {
+  const W = 640;
+  const H = 420;
+  const y = (ita: number) => 30 + ((90 - Math.max(-60, Math.min(90, ita))) / 150) * (H - 80);
+  const x = (f: number) => 80 + (f - 1) * ((W - 120) / 5);
+  const jitter = mulberry(7);
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
+  for (const c of ITA_CATEGORIES) {
+    if (!Number.isFinite(c.above)) continue;
+    parts.push(`<line x1="60" x2="${W - 20}" y1="${y(c.above)}" y2="${y(c.above)}" stroke="#999" stroke-dasharray="4 3"/>`, `<text x="${W - 20}" y="${y(c.above) - 3}" text-anchor="end" fill="#666">${c.above}°</text>`);
+  }
+  for (const [i, c] of ITA_CATEGORIES.entries()) {
+    const hi = i === 0 ? 90 : ITA_CATEGORIES[i - 1].above;
+    const lo = Number.isFinite(c.above) ? c.above : -60;
+    parts.push(`<text x="62" y="${(y(hi) + y(lo)) / 2 + 4}" fill="#666">${c.name}</text>`);
+  }
+  for (const r of rows) {
+    const cx = x(r.fitzpatrick) + (jitter() - 0.5) * 50;
+    parts.push(`<circle cx="${cx.toFixed(1)}" cy="${y(r.ita).toFixed(1)}" r="2.5" fill="${r.group === 'dark' ? '#b5522b' : '#3b6ea5'}" fill-opacity="0.6"/>`);
+  }
+  for (let f = 1; f <= 6; f++) {
+    const v = rows.filter((r) => r.fitzpatrick === f).map((r) => r.ita);
+    if (v.length) parts.push(`<line x1="${x(f) - 30}" x2="${x(f) + 30}" y1="${y(q(v, 0.5))}" y2="${y(q(v, 0.5))}" stroke="black" stroke-width="2"/>`);
+    parts.push(`<text x="${x(f)}" y="${H - 30}" text-anchor="middle">${f} (n=${v.length})</text>`);
+  }
+  parts.push(`<text x="${W / 2}" y="${H - 10}" text-anchor="middle">clinician-recorded Fitzpatrick type (PAD-UFES-20, ${rows.length} images)</text>`);
+  parts.push(`<text x="16" y="${H / 2}" transform="rotate(-90 16 ${H / 2})" text-anchor="middle">ITA of the border ring (degrees); bar = median</text>`);
+  parts.push('</svg>');
+  writeFileSync(process.argv[svgAt + 1], parts.join('\n'));
+}
+
+function mulberry(seed: number) {
+  return mulberry32(seed);
+}
 
 const jsonAt = process.argv.indexOf('--json');
 if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ table2, table6, agree2, agree6, within1, spearman, rows }, null, 1));

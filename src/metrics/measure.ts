@@ -1,9 +1,9 @@
 /**
  * Measured cost: onnxruntime latency (median and spread of N timed runs after warm-up, per batch
  * size) and the peak resident memory of an inference process. Peak memory is read in a child
- * Node process (`process.resourceUsage().maxRSS`), so this process's own memory does not pollute
- * it; the child's memory before loading the model is reported too, as the baseline of a bare
- * Node + onnxruntime process.
+ * Node process (VmHWM from /proc/self/status on Linux, else `process.resourceUsage().maxRSS`), so
+ * this process's own memory does not pollute it; the child's peak before loading the model is
+ * reported too, as the baseline of a bare Node + onnxruntime process.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -105,17 +105,27 @@ export interface PeakMemory {
 }
 
 // The child: imports onnxruntime-node, records maxRSS, creates the session, runs, records again.
+// Linux keeps getrusage's maxRSS across execve, so a child spawned by a big parent would report the
+// parent's peak: read the per-process high-water mark VmHWM from /proc where it exists.
 const CHILD = `
+import { readFileSync } from 'node:fs';
+const peakKiB = () => {
+  try {
+    const m = /VmHWM:\\s*(\\d+)\\s*kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {}
+  return process.resourceUsage().maxRSS;
+};
 const [ortUrl, modelPath, dimsJson, runs, ep] = process.argv.slice(1);
 const ort = await import(ortUrl);
 const InferenceSession = ort.InferenceSession ?? ort.default.InferenceSession;
 const Tensor = ort.Tensor ?? ort.default.Tensor;
-const baseline = process.resourceUsage().maxRSS;
+const baseline = peakKiB();
 const session = await InferenceSession.create(modelPath, { executionProviders: [ep], logSeverityLevel: 3 });
 const dims = JSON.parse(dimsJson);
 const x = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.1);
 for (let i = 0; i < Number(runs); i++) await session.run({ [session.inputNames[0]]: new Tensor('float32', x, dims) });
-process.stdout.write(JSON.stringify({ baseline, peak: process.resourceUsage().maxRSS }));
+process.stdout.write(JSON.stringify({ baseline, peak: peakKiB() }));
 `;
 
 /**
@@ -152,7 +162,7 @@ export async function measurePeakMemory(
       child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`peak-memory child exited with ${code}: ${err.trim().slice(0, 500)}`))));
     });
     const { baseline, peak } = JSON.parse(stdout) as { baseline: number; peak: number };
-    // maxRSS is in KiB.
+    // Both in KiB.
     return { peakRssMiB: peak / 1024, baselineRssMiB: baseline / 1024, batchSize, provider: ep };
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
