@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BgmError, bgmCounts, composeBatches, validateBgmRatios } from '../src/data/index.js';
+import { BgmError, Dataset, bgmCounts, bgmDataset, composeBatches, validateBgmRatios } from '../src/data/index.js';
 
 // 40 light, 10 dark, 5 unknown.
 const groups = [...Array(40).fill('light'), ...Array(10).fill('dark'), ...Array(5).fill('unknown')];
@@ -35,5 +35,14 @@ describe('BiaslessNAS batch generation (BGM)', () => {
     expect(new Set(dark.slice(0, 10)).size).toBe(10); // first pass covers all 10 dark items
     expect(batches).toEqual(composeBatches(groups, { ratios: { light: 0.5, dark: 0.5 }, batchSize: 10, numBatches: 4, seed: 9 }));
     expect(batches).not.toEqual(composeBatches(groups, { ratios: { light: 0.5, dark: 0.5 }, batchSize: 10, numBatches: 4, seed: 10 }));
+  });
+
+  it('lays BGM batches end to end as a dataset for calibration or evaluation', () => {
+    const ds = new Dataset(['x', 'y'], groups.map((group, i) => ({ image: `/img/${i}.jpg`, label: i % 2, group })), 'toy');
+    const bgm = bgmDataset(ds, { ratios: { light: 0.75, dark: 0.25 }, batchSize: 8, numBatches: 3 });
+    expect(bgm.size).toBe(24);
+    expect(bgm.groupCounts()).toEqual({ light: 18, dark: 6 });
+    expect(bgm.classes).toEqual(['x', 'y']);
+    expect(() => bgmDataset(ds, { ratios: { light: 0.25, dark: 0.75 }, batchSize: 8 })).toThrow(BgmError);
   });
 });

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { estimateIta, itaCategory, itaFromLab, itaOfPixels, srgbToLab } from '../src/data/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Dataset, estimateIta, itaCategory, itaFromLab, itaOfPixels, srgbToLab, withItaGroups } from '../src/data/index.js';
 
 describe('CIELAB and ITA', () => {
   it('converts sRGB to CIELAB (D65) like the reference values', () => {
@@ -51,5 +54,27 @@ describe('CIELAB and ITA', () => {
     expect(light.group).toBe('light');
     expect(dark.ita).toBeLessThan(10);
     expect(dark.group).toBe('dark');
+  });
+
+  it('fills unknown groups of a dataset from ITA and keeps recorded ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fairprune-ita-'));
+    try {
+      const file = (name: string, rgb: number[]) =>
+        sharp({ create: { width: 40, height: 40, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+          .jpeg()
+          .toFile(join(dir, name))
+          .then(() => join(dir, name));
+      const darkSkin = await file('d.jpg', [110, 70, 50]);
+      const ds = new Dataset(['a'], [
+        { image: darkSkin, label: 0, group: 'unknown' },
+        { image: darkSkin, label: 0, group: 'light' },
+      ]);
+      const { dataset, estimates } = await withItaGroups(ds);
+      expect(dataset.groups()).toEqual(['dark', 'light']);
+      expect(estimates[1]).toBeUndefined();
+      expect((await withItaGroups(ds, { all: true })).dataset.groups()).toEqual(['dark', 'dark']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

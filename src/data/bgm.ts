@@ -5,6 +5,7 @@
  * evaluation batches with a chosen group balance.
  */
 import { mulberry32, shuffleInPlace } from './split.js';
+import { Dataset } from './dataset.js';
 
 export class BgmError extends Error {
   constructor(message: string) {
@@ -88,4 +89,13 @@ export function composeBatches(groups: readonly string[], options: BgmOptions): 
     batches.push(batch);
   }
   return batches;
+}
+
+/**
+ * A dataset whose items are BGM batches laid end to end (batch after batch), for calibration or
+ * evaluation with a chosen group balance. Items may repeat where a group is oversampled.
+ */
+export function bgmDataset(dataset: Dataset, options: BgmOptions): Dataset {
+  const batches = composeBatches(dataset.groups(), options);
+  return new Dataset(dataset.classes, batches.flat().map((i) => dataset.items[i]), `${dataset.name}/bgm`);
 }

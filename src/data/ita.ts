@@ -9,6 +9,7 @@
 import sharp from 'sharp';
 import { ImageReadError } from './preprocess.js';
 import { LIGHT_DARK, UNKNOWN, fitzpatrickGroup, type GroupMapping } from './groups.js';
+import type { Dataset } from './dataset.js';
 
 // D65 reference white, for XYZ scaled so that Y of white = 1.
 const XN = 0.95047;
@@ -147,4 +148,28 @@ export async function estimateIta(file: string | Buffer, options: ItaOptions = {
   } catch (e) {
     throw new ImageReadError(typeof file === 'string' ? file : '<buffer>', (e as Error).message);
   }
+}
+
+/**
+ * The dataset with ITA-estimated groups: by default only for items whose group is 'unknown'
+ * (recorded labels win); `all: true` replaces every group. Images are decoded a few at a time.
+ */
+export async function withItaGroups(
+  dataset: Dataset,
+  options: ItaOptions & { all?: boolean; concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ dataset: Dataset; estimates: (ItaEstimate | undefined)[] }> {
+  const estimates: (ItaEstimate | undefined)[] = new Array(dataset.size).fill(undefined);
+  const todo = dataset.items.map((it, i) => i).filter((i) => options.all || dataset.items[i].group === UNKNOWN);
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const i = todo[next++];
+      estimates[i] = await estimateIta(dataset.items[i].image, options);
+      options.onProgress?.(++done, todo.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
+  return { dataset: dataset.withGroups((it, i) => estimates[i]?.group ?? it.group), estimates };
 }

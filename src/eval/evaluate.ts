@@ -115,12 +115,18 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
     }
     return out;
   };
-  // Decode the next batch while the current one runs.
-  let pending = decode(0);
+  // Decode the next batch while the current one runs. The no-op catch keeps a decode error from
+  // counting as unhandled while a run is in progress; the await below still throws it.
+  const prefetch = (start: number) => {
+    const p = decode(start);
+    p.catch(() => undefined);
+    return p;
+  };
+  let pending = prefetch(0);
   for (let start = 0; start < n; start += batchSize) {
     const batch = await pending;
     const count = Math.min(batchSize, n - start);
-    if (start + batchSize < n) pending = decode(start + batchSize);
+    if (start + batchSize < n) pending = prefetch(start + batchSize);
     for (const [mi, p] of models.entries()) {
       const res = await runBatch(p.rt, batch.get(p.key)!, [count, 3, p.preprocess.crop, p.preprocess.crop]);
       const out = res[p.rt.outputNames[0]];
