@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '@bufbuild/protobuf';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { StringStringEntryProtoSchema } from '../src/onnx/index.js';
-import { Dataset, loadImageCHW, mulberry32, type DatasetItem, type Preprocess } from '../src/data/index.js';
+import { Dataset, loadImageCHW, mulberry32, readPadUfes20, resolveDataRoot, type DatasetItem, type Preprocess } from '../src/data/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { argmaxRows, computeMetrics, scalarMetrics } from '../src/metrics/index.js';
 import { evaluate, evaluatePair } from '../src/eval/index.js';
@@ -89,5 +89,23 @@ describe('evaluatePair', () => {
     expect(pair.differences!.accuracy.estimate).toBeCloseTo(pair.b.metrics.accuracy - pair.a.metrics.accuracy, 12);
     const same = await evaluatePair(tinyCnn(1), tinyCnn(1), dataset, { preprocess: PRE, bootstrap: { resamples: 30 } });
     for (const v of Object.values(same.differences!)) if (!Number.isNaN(v.estimate)) expect([v.estimate, v.lo, v.hi]).toEqual([0, 0, 0]);
+  });
+});
+
+describe('evaluate on real photos', () => {
+  const fixture = join(import.meta.dirname, '..', 'fixtures', 'vgg11_w8.onnx');
+  const padRoot = join(resolveDataRoot(), 'pad-ufes-20');
+  it.skipIf(!existsSync(fixture) || !existsSync(padRoot))('runs the vgg11_w8 fixture over PAD-UFES-20 test images like image-by-image inference (needs the shared dataset)', async () => {
+    const pad = readPadUfes20().split('test').take(13);
+    const pre: Preprocess = { resize: 36, crop: 32, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bilinear' };
+    const r = await evaluate(fixture, pad, { batchSize: 6, preprocess: pre, bootstrap: false });
+    const rt = await createRuntime(fixture);
+    for (const [i, it] of pad.items.entries()) {
+      const res = await runBatch(rt, await loadImageCHW(it.image, pre), [1, 3, 32, 32]);
+      const want = res.logits.data as Float32Array;
+      for (let k = 0; k < 6; k++) expect(r.scores[i * 6 + k]).toBeCloseTo(want[k], 4);
+    }
+    expect(r.metrics.n).toBe(13);
+    expect(r.metrics.groupCounts).toEqual(pad.groupCounts());
   });
 });
