@@ -145,6 +145,11 @@ describe('fairness metrics (SPEC section 6)', () => {
     const one = computeMetrics({ yTrue: [0, 1], yPred: [0, 0], groups: ['light', 'unknown'], numClasses: 2 });
     expect(one.eopp1).toBeNaN();
     expect(one.disparateImpact).toBeNaN();
+    // A compared group with no samples leaves the gap metrics undefined rather than comparing to zeros.
+    const absent = computeMetrics({ yTrue: [0, 1], yPred: [0, 0], groups: ['light', 'light'], numClasses: 2 }, { fairnessGroups: ['light', 'dark'] });
+    expect(absent.eopp0).toBeNaN();
+    expect(absent.eodd).toBeNaN();
+    expect(absent.unfairness).toBeNaN();
   });
 });
 

@@ -63,9 +63,14 @@ export function groupRates(group: string, m: Float64Array, numClasses: number): 
   return { group, n, accuracy: n > 0 ? correct / n : Number.NaN, tpr, tnr, fpr };
 }
 
+/** Fewer than two groups, or a compared group without samples: the gap metrics are undefined. */
+function undefinedGaps(rates: GroupRates[]): boolean {
+  return rates.length < 2 || rates.some((r) => r.n === 0);
+}
+
 /** Mean over classes of the largest pairwise gap of one rate across groups. */
 function meanLargestGap(rates: GroupRates[], pick: (r: GroupRates) => Float64Array): number {
-  if (rates.length < 2) return Number.NaN;
+  if (undefinedGaps(rates)) return Number.NaN;
   const k = pick(rates[0]).length;
   let sum = 0;
   for (let c = 0; c < k; c++) {
@@ -93,7 +98,7 @@ export function eopp1(rates: GroupRates[]): number {
 
 /** EOdd = (1/K) sum_k (|dTPR_k| + |dFPR_k|); for > 2 groups, the largest sum over pairs. */
 export function eodd(rates: GroupRates[]): number {
-  if (rates.length < 2) return Number.NaN;
+  if (undefinedGaps(rates)) return Number.NaN;
   const k = rates[0].tpr.length;
   let sum = 0;
   for (let c = 0; c < k; c++) {
