@@ -5,7 +5,8 @@
  *    through the model, median skewness per post-ReLU max-pool channel, keep median > 0.
  * 2. Cost before and after (src/metrics/cost.ts): parameters, GMACs, weight MiB.
  * 3. Load + prune + save, wall time and peak RSS in a fresh process, next to a plain file copy of
- *    the same model in the same run (median of R runs each, interleaved).
+ *    the same model in the same run (median of up to 3 runs each, interleaved), and next to the
+ *    Python peer bench/surgery_peer.py (onnx + numpy) when /usr/bin/python3 has onnx.
  * 4. Oracle check at full size: pruned vs original with the removed filters masked (batch 1).
  * 5. onnxruntime latency, pruned vs original, batch 1 and 16 (median of R runs, interleaved),
  *    next to the ratio of their MACs.
@@ -18,6 +19,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { loadModel } from '../src/onnx/index.js';
 import { calibrate, keepSetsFromMedians } from '../src/calibration/index.js';
 import { graphCost } from '../src/metrics/cost.js';
@@ -91,10 +93,24 @@ try {
     cp.push(runWorker('bench/surgery-worker.ts', ['copy', src, copy]));
     prune.push(runWorker('bench/surgery-worker.ts', ['prune', src, out, keepsFile, scope]));
   }
+  // The Python peer (onnx + numpy, bench/surgery_peer.py), when Debian's python3-onnx is there.
+  const peer: { ms: number; maxRssBytes: number }[] = [];
+  const peerOut = join(work, 'peer.onnx');
+  if (spawnSync('/usr/bin/python3', ['-c', 'import onnx, numpy']).status === 0) {
+    for (let r = 0; r < prune.length; r++) {
+      const p = spawnSync('/usr/bin/python3', [join(repoRoot, 'bench', 'surgery_peer.py'), src, peerOut, keepsFile, scope], { encoding: 'utf8' });
+      if (p.status !== 0) throw new Error(`surgery_peer.py failed: ${p.stderr}`);
+      peer.push(JSON.parse(p.stdout.trim().split('\n').pop()!));
+    }
+  }
   const pMs = median(prune.map((p) => p.ms));
   const cMs = median(cp.map((p) => p.ms));
   console.log(`\nload+prune+save: ${(pMs / 1000).toFixed(2)} s wall, peak RSS ${mib(Math.max(...prune.map((p) => p.maxRssBytes)))}; ` +
     `plain copy: ${(cMs / 1000).toFixed(2)} s, peak RSS ${mib(Math.max(...cp.map((p) => p.maxRssBytes)))}; ratio ${(pMs / cMs).toFixed(1)}x (median of ${prune.length})`);
+  if (peer.length) {
+    const qMs = median(peer.map((p) => p.ms));
+    console.log(`  python peer (onnx + numpy): ${(qMs / 1000).toFixed(2)} s wall, peak RSS ${mib(Math.max(...peer.map((p) => p.maxRssBytes)))}; ours / peer ${(pMs / qMs).toFixed(2)}x`);
+  }
   console.log(`  output ${mib(statSync(out).size)} (input ${mib(statSync(src).size)})`);
 
   // 4. Oracle at full size.

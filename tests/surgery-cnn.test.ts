@@ -3,7 +3,7 @@
  * ORIGINAL model whose removed filters are masked (tests/helpers/oracle.ts), batch 1 and 3.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
@@ -365,6 +365,7 @@ describe('refusals', () => {
     expect(() => pruneFiltersToFile(input, output, keeps)).toThrow(GraphError);
     expect(() => pruneFiltersToFile(input, output, keeps)).toThrow(/'transpose_3' \(Transpose\)/);
     expect(existsSync(output)).toBe(false);
+    expect(readdirSync(dir)).toEqual(['in.onnx']); // not even a temp file
     // Keeping every filter is not a removal: nothing to follow, the file is written.
     pruneFiltersToFile(input, output, [{ ...keeps[0], keep: [0, 1, 2, 3] }]);
     expect(existsSync(output)).toBe(true);
