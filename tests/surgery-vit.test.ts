@@ -29,6 +29,8 @@ const fixture = (file: string) => () => withDistinctNonZeroBiases(loadModel(`fix
 const cases: Case[] = [
   { name: 'hand-made torchvision MHA, LayerNormalization', load: () => tinyVit({ layout: 'torchvision' }), layout: 'fused-inproj-slice', available: true },
   { name: 'hand-made torchvision MHA, decomposed LayerNorm', load: () => tinyVit({ layout: 'torchvision', layerNorm: 'decomposed' }), layout: 'fused-inproj-slice', available: true },
+  { name: 'hand-made torchvision MHA, constant-size Split', load: () => tinyVit({ layout: 'torchvision', qkvSplit: 'split' }), layout: 'fused-inproj-slice', available: true },
+  { name: 'hand-made torchvision MHA, constant Slice bounds', load: () => tinyVit({ layout: 'torchvision', qkvSplit: 'slice-const' }), layout: 'fused-inproj-slice', available: true },
   { name: 'hand-made timm fused qkv', load: () => tinyVit({ layout: 'timm' }), layout: 'fused-qkv-reshape', available: true },
   { name: 'hand-made HF separate q/k/v', load: () => tinyVit({ layout: 'hf', layerNorm: 'decomposed' }), layout: 'separate-qkv', available: true },
   ...(

@@ -24,6 +24,11 @@ export interface TinyVitOptions {
   seed?: number;
   /** Output projection without bias (default with). */
   outBias?: boolean;
+  /**
+   * torchvision layout: q/k/v by Slice with run-time bounds (default, as torch 1.13 writes), by
+   * Slice with constant bounds, or by one Split of constant sizes.
+   */
+  qkvSplit?: 'slice' | 'slice-const' | 'split';
 }
 
 export const TINY_VIT_INPUT = [3, 16, 16];
@@ -80,10 +85,19 @@ export function tinyVit(o: TinyVitOptions): OnnxModel {
     if (o.layout === 'torchvision') {
       const xt = b.op('Transpose', [ln], [attr('perm', [1, 0, 2])]); // [T,B,E]
       const proj = linear(xt, E, 3 * E, `${p}.in_proj`);
-      const width = b.op('Gather', [b.op('Shape', [proj]), vecInt([-1])], [attr('axis', 0)]);
-      const third = b.op('Div', [b.op('Add', [width, vecInt([2])]), vecInt([3])]);
-      const bound = (k: number) => (k === 0 ? vecInt([0]) : b.op('Mul', [third, vecInt([k])]));
-      const [q0, k0, v0] = [0, 1, 2].map((s) => b.op('Slice', [proj, bound(s), bound(s + 1), vecInt([-1])]));
+      let q0: string, k0: string, v0: string;
+      if (o.qkvSplit === 'split') {
+        const first = b.op('Split', [proj, vecInt([E, E, E])], [attr('axis', -1)], 3);
+        [q0, k0, v0] = [first, first.replace(/_0$/, '_1'), first.replace(/_0$/, '_2')];
+      } else if (o.qkvSplit === 'slice-const') {
+        [q0, k0, v0] = [0, 1, 2].map((s) => b.op('Slice', [proj, vecInt([s * E]), vecInt([(s + 1) * E]), vecInt([-1])]));
+      } else {
+        // torch 1.13's chunk(3): bounds computed at run time from the projection's width.
+        const width = b.op('Gather', [b.op('Shape', [proj]), vecInt([-1])], [attr('axis', 0)]);
+        const third = b.op('Div', [b.op('Add', [width, vecInt([2])]), vecInt([3])]);
+        const bound = (k: number) => (k === 0 ? vecInt([0]) : b.op('Mul', [third, vecInt([k])]));
+        [q0, k0, v0] = [0, 1, 2].map((s) => b.op('Slice', [proj, bound(s), bound(s + 1), vecInt([-1])]));
+      }
       const T = dim(xt, 0);
       const B = dim(xt, 1);
       const Ein = dim(xt, 2);
