@@ -256,41 +256,41 @@ describe('fixtures: VGG filters and timm attention heads', () => {
   });
 
   for (const file of ['vit_timm_tiny', 'vit_b16_tiny_op14', 'vit_hf_tiny']) {
-  it(`${file} heads: out-projection mean matches, and squared error lstsq <= bias <= none`, async () => {
-    const model = loadModel(`fixtures/${file}.onnx`);
-    const blocks = findAttentionBlocks(model);
-    const keeps = [{ tap: blocks[0].id, kind: 'heads' as const, total: blocks[0].numHeads, keep: [0, 2] }];
-    const pruned = pruneHeads(model, keeps);
-    const consumers = findConsumers(model, { heads: pruned.records });
-    expect(consumers).toHaveLength(1);
-    expect(consumers[0].removed).toHaveLength((blocks[0].numHeads - 2) * blocks[0].headDim);
-    const index = GraphIndex.ofModel(model);
-    const outValue = (linearProducing(index, index.consumersOf(consumers[0].output)[0]?.output[0] ?? '') ?? { output: consumers[0].output }).output;
-    const dims = [8, 3, 32, 32];
-    const x = randomInput(dims, 21);
-    const ref = await run(model, x, dims, outValue);
-    const mse = (t: { data: Float32Array }) => t.data.reduce((s, v, i) => s + (v - ref.data[i]) ** 2, 0) / t.data.length;
-    const meanGap = (t: { data: Float32Array; dims: number[] }) => {
-      const E = t.dims.at(-1)!;
-      const rows = t.data.length / E;
-      let worst = 0;
-      for (let e = 0; e < E; e++) {
-        let s = 0;
-        for (let r = 0; r < rows; r++) s += t.data[r * E + e] - ref.data[r * E + e];
-        worst = Math.max(worst, Math.abs(s / rows));
-      }
-      return worst / maxAbs(ref.data);
-    };
-    const none = await run(pruned.model, x, dims, outValue);
-    const batches = tensorBatches(x, dims, { batchSize: 3 });
-    const bias = await run((await recoverPruned(model, pruned.model, { heads: pruned.records }, batches, { methods: ['bias'] })).model, x, dims, outValue);
-    const ls = await run((await recoverPruned(model, pruned.model, { heads: pruned.records }, batches, { methods: ['lstsq'], ridge: 1e-6 })).model, x, dims, outValue);
-    expect(meanGap(none)).toBeGreaterThan(1e-3);
-    expect(meanGap(bias)).toBeLessThanOrEqual(1e-5);
-    expect(meanGap(ls)).toBeLessThanOrEqual(1e-5);
-    expect(mse(bias)).toBeLessThan(mse(none));
-    expect(mse(ls)).toBeLessThanOrEqual(mse(bias) * (1 + 1e-6));
-  });
+    it(`${file} heads: out-projection mean matches, and squared error lstsq <= bias <= none`, async () => {
+      const model = loadModel(`fixtures/${file}.onnx`);
+      const blocks = findAttentionBlocks(model);
+      const keeps = [{ tap: blocks[0].id, kind: 'heads' as const, total: blocks[0].numHeads, keep: [0, 2] }];
+      const pruned = pruneHeads(model, keeps);
+      const consumers = findConsumers(model, { heads: pruned.records });
+      expect(consumers).toHaveLength(1);
+      expect(consumers[0].removed).toHaveLength((blocks[0].numHeads - 2) * blocks[0].headDim);
+      const index = GraphIndex.ofModel(model);
+      const outValue = (linearProducing(index, index.consumersOf(consumers[0].output)[0]?.output[0] ?? '') ?? { output: consumers[0].output }).output;
+      const dims = [8, 3, 32, 32];
+      const x = randomInput(dims, 21);
+      const ref = await run(model, x, dims, outValue);
+      const mse = (t: { data: Float32Array }) => t.data.reduce((s, v, i) => s + (v - ref.data[i]) ** 2, 0) / t.data.length;
+      const meanGap = (t: { data: Float32Array; dims: number[] }) => {
+        const E = t.dims.at(-1)!;
+        const rows = t.data.length / E;
+        let worst = 0;
+        for (let e = 0; e < E; e++) {
+          let s = 0;
+          for (let r = 0; r < rows; r++) s += t.data[r * E + e] - ref.data[r * E + e];
+          worst = Math.max(worst, Math.abs(s / rows));
+        }
+        return worst / maxAbs(ref.data);
+      };
+      const none = await run(pruned.model, x, dims, outValue);
+      const batches = tensorBatches(x, dims, { batchSize: 3 });
+      const bias = await run((await recoverPruned(model, pruned.model, { heads: pruned.records }, batches, { methods: ['bias'] })).model, x, dims, outValue);
+      const ls = await run((await recoverPruned(model, pruned.model, { heads: pruned.records }, batches, { methods: ['lstsq'], ridge: 1e-6 })).model, x, dims, outValue);
+      expect(meanGap(none)).toBeGreaterThan(1e-3);
+      expect(meanGap(bias)).toBeLessThanOrEqual(1e-5);
+      expect(meanGap(ls)).toBeLessThanOrEqual(1e-5);
+      expect(mse(bias)).toBeLessThan(mse(none));
+      expect(mse(ls)).toBeLessThanOrEqual(mse(bias) * (1 + 1e-6));
+    });
   }
 });
 
