@@ -1,18 +1,24 @@
 /**
  * ITA versus clinician-recorded Fitzpatrick type on the labelled PAD-UFES-20 images: prints the
  * light/dark confusion table, the 6x6 table (ITA category vs Fitzpatrick type) and agreement
- * figures, as written in docs/ita.md. Run: npx tsx bench/ita-pad.ts [--json out.json]
+ * figures, as written in docs/ita.md.
+ *   npx tsx bench/ita-pad.ts [--svg fig.svg] [--json out.json] [--ring 0.12] [--margin 10] [--max-side 256]
  */
 import { writeFileSync } from 'node:fs';
 import { readPadUfes20 } from '../src/data/readers.js';
 import { estimateIta, ITA_CATEGORIES } from '../src/data/ita.js';
 import { mulberry32 } from '../src/data/split.js';
 
+const num = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : undefined;
+};
+const itaOptions = { ringFraction: num('ring'), lesionMargin: num('margin'), maxSide: num('max-side') };
 const ds = readPadUfes20();
 const labelled = ds.items.filter((it) => it.fitzpatrick !== undefined);
 const rows: { image: string; fitzpatrick: number; group: string; ita: number; itaType: number; itaGroup: string }[] = [];
 for (const it of labelled) {
-  const e = await estimateIta(it.image);
+  const e = await estimateIta(it.image, itaOptions);
   rows.push({ image: it.image.split('/').pop()!, fitzpatrick: it.fitzpatrick!, group: it.group, ita: e.ita, itaType: e.fitzpatrickLike, itaGroup: e.group });
 }
 
