@@ -109,3 +109,22 @@ describe('evaluate on real photos', () => {
     expect(r.metrics.groupCounts).toEqual(pad.groupCounts());
   });
 });
+
+describe('evaluate the trained PAD-UFES-20 models (when models/ has them)', () => {
+  for (const name of ['vgg11_pad.onnx', 'vit_tiny_pad.onnx']) {
+    const file = join(import.meta.dirname, '..', 'models', name);
+    const padRoot = join(resolveDataRoot(), 'pad-ufes-20');
+    it.skipIf(!existsSync(file) || !existsSync(padRoot))(`${name}: metadata preprocessing and classes, same scores as image-by-image inference`, async () => {
+      const pad = readPadUfes20().split('test').take(8);
+      const r = await evaluate(file, pad, { batchSize: 4, bootstrap: false });
+      const rt = await createRuntime(file);
+      const side = r.preprocess.crop;
+      for (const [i, it] of pad.items.entries()) {
+        const res = await runBatch(rt, await loadImageCHW(it.image, r.preprocess), [1, 3, side, side]);
+        const want = res[rt.outputNames[0]].data as Float32Array;
+        for (let k = 0; k < 6; k++) expect(r.scores[i * 6 + k]).toBeCloseTo(want[k], 3);
+      }
+      expect(r.classes).toEqual(['ACK', 'BCC', 'MEL', 'NEV', 'SCC', 'SEK']);
+    });
+  }
+});
