@@ -20,9 +20,11 @@ export interface KeepDecision {
 /** The keep set of one tapped layer from its per-unit medians. */
 export function keepSetFromMedians(tap: string, kind: UnitKind, medians: ArrayLike<number>, rule: KeepRule = {}): KeepDecision {
   const threshold = rule.threshold ?? 0;
-  const minKeep = Math.min(rule.minKeep ?? 1, medians.length);
-  if (!(Number.isInteger(rule.minKeep ?? 1) && (rule.minKeep ?? 1) >= 0)) throw new RangeError(`minKeep must be a non-negative integer, got ${rule.minKeep}`);
+  const asked = rule.minKeep ?? 1;
+  if (!(Number.isInteger(asked) && asked >= 0)) throw new RangeError(`minKeep must be a non-negative integer, got ${asked}`);
   if (Number.isNaN(threshold)) throw new RangeError('threshold is NaN');
+  // A layer smaller than minKeep keeps all its units.
+  const minKeep = Math.min(asked, medians.length);
   const keep: number[] = [];
   for (let i = 0; i < medians.length; i++) if (medians[i] > threshold) keep.push(i);
   if (keep.length >= minKeep) return { keepSet: { tap, kind, total: medians.length, keep }, minKeepFired: false };
