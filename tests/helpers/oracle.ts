@@ -25,7 +25,10 @@ const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip',
  * A masked copy of `model`: for each [convName, removed filter indices], those filters' weights and
  * biases are zeroed and a BatchNormalization that follows is set to output 0 for them.
  */
-export function maskFilters(model: OnnxModel, masks: Record<string, readonly number[]>): OnnxModel {
+export function maskFilters(model: OnnxModel, masks: Record<string, readonly number[]>): OnnxModel;
+export function maskFilters(model: OnnxModel, convName: string, removed: readonly number[]): OnnxModel;
+export function maskFilters(model: OnnxModel, masksOrConv: Record<string, readonly number[]> | string, removedIdx?: readonly number[]): OnnxModel {
+  const masks = typeof masksOrConv === 'string' ? { [masksOrConv]: removedIdx ?? [] } : masksOrConv;
   const proto = clone(ModelProtoSchema, model.proto);
   const graph = proto.graph!;
   const index = new GraphIndex(graph, model.baseDir);
