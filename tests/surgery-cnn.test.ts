@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
 import { pruneFilters, pruneFiltersToFile, removeChannels, removeFilterSets, sliceTensorAxis, surgeryTotals, type SurgeryResult } from '../src/surgery/index.js';
-import { DataType, GraphError, GraphIndex, makeTensor, makeValueInfo, readTensor, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
+import { DataType, GraphError, GraphIndex, loadModel, makeTensor, makeValueInfo, readTensor, saveModel, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
@@ -311,6 +311,20 @@ describe('tensor slicing keeps the stored type', () => {
     const got = Array.from(readTensor(t) as Uint16Array, (v) => v - 0x3c00);
     expect(got).toEqual([0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 20, 21, 22, 23]);
     expect(t.dataType).toBe(DataType.FLOAT16);
+  });
+});
+
+describe('weights stored as external data', () => {
+  it('a model saved with external data is pruned, saved elsewhere, and matches the oracle', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'surgery-ext-'));
+    const model = tinyCnn(5);
+    saveModel(model, join(dir, 'm.onnx'), { externalDataThreshold: 0 });
+    const loaded = loadModel(join(dir, 'm.onnx'));
+    expect(loaded.proto.graph!.initializer.every((t) => t.externalData.length > 0)).toBe(true);
+    const keeps: KeepSet[] = [{ tap: 'maxpool_5', kind: 'filters', total: 8, keep: [0, 1, 5] }];
+    const out = join(mkdtempSync(join(tmpdir(), 'surgery-ext-out-')), 'p.onnx');
+    pruneFiltersToFile(join(dir, 'm.onnx'), out, keeps);
+    await expectOracle(model, loadModel(out), { conv_3: [2, 3, 4, 6, 7] }, [3, 8, 8]);
   });
 });
 
