@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
 import { pruneFilters, pruneFiltersToFile, removeChannels, removeFilterSets, sliceTensorAxis, surgeryTotals, type SurgeryResult } from '../src/surgery/index.js';
-import { DataType, GraphError, GraphIndex, loadModel, makeTensor, makeValueInfo, readTensor, saveModel, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
+import { DataType, GraphError, GraphIndex, loadModel, makeInt64Tensor, makeTensor, makeValueInfo, readTensor, saveModel, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
@@ -269,6 +269,32 @@ describe('Concat, residual Add, Reshape into MatMul', () => {
     expect(idx.constantInts(idx.byName.get('reshape_3')!.input[1])).toEqual([-1, 48]);
     expect(idx.constantDims(idx.byName.get('matmul_4')!.input[1])).toEqual([48, 3]);
     await expectOracle(model, res.model, { conv_0: [0, 3] }, [3, 8, 8]);
+  });
+});
+
+describe("torch's x.view(x.size(0), -1)", () => {
+  it('Reshape by Concat(Unsqueeze(Gather(Shape(x), 0)), [-1]) into Gemm', async () => {
+    const b = new GraphBuilder(15);
+    let x = b.op('Conv', ['input', b.weight('c0.w', [5, 3, 3, 3]), b.weight('c0.b', [5])], pad1); // conv_0
+    x = b.op('Relu', [x]);
+    x = b.op('MaxPool', [x], pool); // maxpool_2
+    const shape = b.op('Shape', [x]);
+    b.inits.push(makeInt64Tensor('zero', [0], []));
+    const n = b.op('Gather', [shape, 'zero'], [attr('axis', 0)]);
+    const n1 = b.op('Unsqueeze', [n, b.ints('axes0', [0])]);
+    const target = b.op('Concat', [n1, b.ints('minus1', [-1])], [attr('axis', 0)]);
+    x = b.op('Reshape', [x, target]);
+    b.op('Gemm', [x, b.weight('fc.w', [3, 80]), b.weight('fc.b', [3])], [attr('transB', 1)]);
+    b.nodes[b.nodes.length - 1].output[0] = 'logits';
+    const model = b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'logits', shape: ['batch', 3] }]);
+    const res = pruneFilters(model, [{ tap: 'maxpool_2', kind: 'filters', total: 5, keep: [0, 3] }]);
+    expect(res.layers.find((l) => l.opType === 'Gemm')).toMatchObject({ inputsBefore: 80, inputsAfter: 32 });
+    await expectOracle(model, res.model, { conv_0: [1, 2, 4] }, [3, 8, 8]);
+    // Reading the channel count from Shape is refused, naming the Shape node.
+    const gather = model.proto.graph!.node.find((n) => n.opType === 'Gather')!;
+    model.proto.graph!.initializer.find((t) => t.name === 'zero')!.rawData = makeInt64Tensor('zero', [1], []).rawData;
+    expect(gather.name).toBe('gather_4');
+    expect(() => pruneFilters(model, [{ tap: 'maxpool_2', kind: 'filters', total: 5, keep: [0, 3] }])).toThrow(/'shape_3' \(Shape\)/);
   });
 });
 

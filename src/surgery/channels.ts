@@ -219,6 +219,10 @@ export class ChannelGraph {
         this.setTrack(node.output[0], { ...t, rank: t.rank - norm.length });
         return;
       }
+      case 'Shape':
+        // Reading the batch size (torch's x.size(0)) is fine; reading the channel count is not.
+        if (!t || !this.shapeSkipsAxis(node, t)) return this.pinAll(node, 'its result may read the channel count');
+        return;
       case 'Gemm':
         return this.visitGemm(node, tracked);
       case 'MatMul':
@@ -355,6 +359,30 @@ export class ChannelGraph {
       return false;
     }
     return false;
+  }
+
+  /** Every reader of this Shape's output takes only dims other than the channel axis (Gather/Slice by constants). */
+  private shapeSkipsAxis(node: NodeProto, t: ChannelTrack): boolean {
+    const start = attrInt(node, 'start', 0);
+    const first = start < 0 ? start + t.rank : start;
+    const readers = this.index.consumersOf(node.output[0]);
+    // Shape's `end` (opset 15) is not followed: refuse rather than guess.
+    if (this.index.graphOutputs.has(node.output[0]) || node.attribute.some((a) => a.name === 'end')) return false;
+    return readers.every((r) => {
+      if (r.opType === 'Gather' && r.input[0] === node.output[0] && attrInt(r, 'axis', 0) === 0) {
+        const idx = this.index.constantInts(r.input[1]);
+        return !!idx && idx.every((i) => (i < 0 ? i + t.rank - first : i) + first !== t.axis);
+      }
+      if (r.opType === 'Slice' && r.input[0] === node.output[0]) {
+        const starts = this.index.constantInts(r.input[1]);
+        const ends = this.index.constantInts(r.input[2]);
+        const axes = r.input[3] ? this.index.constantInts(r.input[3]) : [0];
+        const steps = r.input[4] ? this.index.constantInts(r.input[4]) : [1];
+        if (!starts || !ends || !axes || !steps || starts.length !== 1 || axes[0] !== 0 || steps[0] !== 1 || starts[0] < 0 || ends[0] < 0) return false;
+        return first + Math.min(ends[0], t.rank - first) <= t.axis || first + starts[0] > t.axis;
+      }
+      return false;
+    });
   }
 
   private visitGemm(node: NodeProto, tracked: (ChannelTrack | undefined)[]): void {
