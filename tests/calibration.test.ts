@@ -224,6 +224,15 @@ describe('discoverTaps', () => {
     expect(b[1].description).toMatch(/\[B\*H \(H=2\), T, T\] batch-major/);
   });
 
+  it('reads the Softmax default axis by opset: -1 from opset 13, 1 before', () => {
+    const m = vitBHTT();
+    const softmax = m.proto.graph!.node.find((n) => n.opType === 'Softmax')!;
+    softmax.attribute = [];
+    expect(discoverTaps(m, 'heads')).toHaveLength(1);
+    m.proto.opsetImport[0].version = 12n;
+    expect(() => discoverTaps(m, 'heads')).toThrow(NoTapError);
+  });
+
   it("a model with no tap of the asked kind gets an error listing the graph's op types", () => {
     let err: unknown;
     try {

@@ -69,7 +69,8 @@ export function discoverTaps(model: OnnxModel, selection: TapSelection = 'auto')
   const order = index.topologicalOrder();
   const filters = order.filter((n) => isPostReluMaxPool(index, n)).map((n) => filterTap(index, n));
   const patch = order.filter((n) => isPatchConv(index, n)).map((n) => patchTap(index, n));
-  const heads = order.filter((n) => isAttentionSoftmax(index, n)).map((n) => headTap(index, n));
+  const opset = Number(model.proto.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 0);
+  const heads = order.filter((n) => isAttentionSoftmax(index, n, opset)).map((n) => headTap(index, n));
   const fail = (missing: string) => {
     throw new NoTapError(selection, missing, opTypeCounts(model));
   };
@@ -202,12 +203,13 @@ function scoresMatMul(index: GraphIndex, softmax: NodeProto): NodeProto | undefi
   return undefined;
 }
 
-function isAttentionSoftmax(index: GraphIndex, n: NodeProto): boolean {
+function isAttentionSoftmax(index: GraphIndex, n: NodeProto, opset: number): boolean {
   if (n.opType !== 'Softmax') return false;
-  const axis = attrInt(n, 'axis');
+  // Attention normalizes each query row: the last axis. The default axis is -1 from opset 13,
+  // before that 1 (with the input flattened to 2-D from that axis).
+  const axis = attrInt(n, 'axis') ?? (opset >= 13 ? -1 : 1);
   const rank = index.shapeOf(n.output[0])?.length;
-  // Attention normalizes each query row: the last axis (opset >= 13 default -1).
-  if (axis !== undefined && axis !== -1 && !(rank !== undefined && axis === rank - 1)) return false;
+  if (axis !== -1 && !(rank !== undefined && axis === rank - 1)) return false;
   return !!scoresMatMul(index, n);
 }
 
