@@ -7,7 +7,7 @@
  * intervals, and the wall time each option adds (ratio to calibration + surgery, same run).
  *
  *   npx tsx bench/recovery.ts [--models models/vgg11_pad.onnx,models/vit_tiny_pad.onnx]
- *                             [--calib N] [--test N] [--resamples 1000] [--batch 16]
+ *                             [--calib N] [--test N] [--resamples 1000] [--batch 16] [--no-combo]
  *
  * Calibration: the train split (the first N images if --calib); evaluation: the test split.
  * Writes bench/out/recovery-<model>.json and prints a markdown table per model.
@@ -42,6 +42,8 @@ const testN = opt('test') ? Number(opt('test')) : undefined;
 const resamples = Number(opt('resamples', '1000'));
 const batchSize = Number(opt('batch', '16'));
 const thresholds = [0, 0.25];
+/** --no-combo: skip the 'lstsq + refit' row (saves one calibration pass per setting on slow models). */
+const combo = !args.includes('--no-combo');
 
 const data = readPadUfes20();
 let calib = data.split('train');
@@ -112,6 +114,7 @@ for (const rel of modelPaths) {
       ['lstsq + refit (group x class)', ['lstsq', 'refit'], { refit: { balance: 'group-class' } }, batches],
     ];
     for (const [name, methods, extra, source] of runs) {
+      if (!combo && methods.length > 1) continue;
       t0 = nowMs();
       const rec = await recoverPruned(original, pruned, surgery, source, { methods, ...extra } as Parameters<typeof recoverPruned>[4]);
       const addedMs = nowMs() - t0;
