@@ -26,6 +26,8 @@ import {
   recoverPruned,
   imageFileBatches,
   graphCost,
+  pairedBootstrapMetrics,
+  type EvaluationResult,
   type OnnxModel,
   type RecoveryMethod,
 } from '../src/index.js';
@@ -125,9 +127,19 @@ for (const rel of modelPaths) {
 
   // Every variant on the same test images, one after the other in this run.
   const rows: Record<string, unknown>[] = [];
+  const noneOf = new Map<string, EvaluationResult>();
+  const pairedRows: { setting: string; recovery: string; diff: Record<string, { estimate: number; lo: number; hi: number }> }[] = [];
   for (const v of variants) {
     t0 = nowMs();
     const e = await evaluate(v.model, test, { batchSize, bootstrap: { resamples, seed: 20250101 } });
+    // Paired bootstrap (same images, same resamples) of recovery minus no recovery, same setting.
+    if (v.recovery === 'none') noneOf.set(v.setting, e);
+    const base = noneOf.get(v.setting);
+    if (base && v.recovery !== 'none') {
+      const k = test.classes.length;
+      const d = pairedBootstrapMetrics({ yTrue: base.labels, yPred: base.predictions, groups: base.groups, numClasses: k }, { yTrue: e.labels, yPred: e.predictions, groups: e.groups, numClasses: k }, { resamples, seed: 20250101 });
+      pairedRows.push({ setting: v.setting, recovery: v.recovery, diff: Object.fromEntries(metricKeys.map((m) => [m, { estimate: d[m].estimate, lo: d[m].lo, hi: d[m].hi }])) });
+    }
     const m: Record<string, { estimate: number; lo: number; hi: number }> = {};
     for (const k of metricKeys) {
       const i = e.intervals?.[k];
@@ -138,7 +150,7 @@ for (const rel of modelPaths) {
   }
   mkdirSync(join(repoRoot, 'bench', 'out'), { recursive: true });
   const outFile = join(repoRoot, 'bench', 'out', `recovery-${basename(rel, '.onnx')}.json`);
-  writeFileSync(outFile, JSON.stringify({ model: rel, kind, calibration: { name: calib.name, images: calib.size }, evaluation: { name: test.name, images: test.size }, resamples, rows }, null, 2));
+  writeFileSync(outFile, JSON.stringify({ model: rel, kind, calibration: { name: calib.name, images: calib.size }, evaluation: { name: test.name, images: test.size }, resamples, rows, pairedVsNone: pairedRows }, null, 2));
 
   const fmt = (x: { estimate: number; lo: number; hi: number }, pct: boolean) => {
     const s = pct ? 100 : 1;
@@ -152,6 +164,13 @@ for (const rel of modelPaths) {
     const added = r.recovery === '-' || r.recovery === 'none' ? '-' : (r.addedMs / 1000).toFixed(1);
     const ratio = r.recovery === '-' || r.recovery === 'none' ? '-' : (r.addedMs / r.pruneMs).toFixed(2);
     console.log(`| ${r.setting} | ${r.recovery} | ${fmt(m.accuracy, true)} | ${fmt(m.macroF1, true)} | ${fmt(m.eopp1, false)} | ${fmt(m.eodd, false)} | ${fmt(m.unfairness, false)} | ${added} | ${ratio} |`);
+  }
+  console.log(`\nRecovery minus no recovery, same setting, paired bootstrap (95%):\n`);
+  console.log('| setting | recovery | Δ accuracy (points) | Δ macro F1 (points) | Δ EOpp1 | Δ EOdd | Δ U |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const p of pairedRows) {
+    const d = p.diff;
+    console.log(`| ${p.setting} | ${p.recovery} | ${fmt(d.accuracy, true)} | ${fmt(d.macroF1, true)} | ${fmt(d.eopp1, false)} | ${fmt(d.eodd, false)} | ${fmt(d.unfairness, false)} |`);
   }
   console.log(`(wrote ${outFile})`);
 }
