@@ -71,7 +71,7 @@ variants.forEach((v, i) => {
 const sessions: Runtime[] = [];
 for (const v of variants) sessions.push(await createRuntime(v.model, { executionProviders: ['cpu'] }));
 console.log(`\nonnxruntime ${sessions[0].provider.toUpperCase()} latency, median of ${runs} interleaved runs (after 1 warm-up)`);
-console.log('variant       batch  median ms  latency ratio  MACs ratio');
+console.log('variant       batch  median ms  latency ratio  paired ratio  MACs ratio');
 for (const bs of batches) {
   const dims = [bs, ...shape1.slice(1)];
   const x = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i) * 0.5);
@@ -86,7 +86,9 @@ for (const bs of batches) {
   }
   const med = times.map(median);
   variants.forEach((v, i) => {
-    console.log(`${v.name.padEnd(13)} ${String(bs).padStart(5)}  ${med[i].toFixed(1).padStart(9)}  ${(med[i] / med[0]).toFixed(3).padStart(13)}  ${(costs[i].macs / base.macs).toFixed(3).padStart(10)}`);
+    // Ratio within each round, then the median: robust to load that drifts between rounds.
+    const paired = median(times[i].map((t, r) => t / times[0][r]));
+    console.log(`${v.name.padEnd(13)} ${String(bs).padStart(5)}  ${med[i].toFixed(1).padStart(9)}  ${(med[i] / med[0]).toFixed(3).padStart(13)}  ${paired.toFixed(3).padStart(12)}  ${(costs[i].macs / base.macs).toFixed(3).padStart(10)}`);
   });
 }
 for (const rt of sessions) await rt.session.release();
