@@ -214,3 +214,20 @@ describe('patch removal below opset 11', () => {
     await expectOracle(pruned, zeroPatchFilters(m, 'patch_embed', [0, 2, 3, 5]), m);
   });
 });
+
+const TRAINED_VIT = 'models/vit_tiny_pad.onnx';
+describe.skipIf(!existsSync(TRAINED_VIT))(`trained ViT-Tiny/16 (${TRAINED_VIT}, timm layout from ../shared/pretrained)`, () => {
+  it("'patch+heads' with one block emptied and others at one or two heads equals the oracle", async () => {
+    const model = loadModel(TRAINED_VIT);
+    const blocks = findAttentionBlocks(model);
+    expect(blocks.length).toBe(12);
+    expect(blocks.every((b) => b.layout === 'fused-qkv-reshape' && b.numHeads === 3 && b.headDim === 64)).toBe(true);
+    const { tap, total } = patchTap(model);
+    const keep = Array.from({ length: total }, (_, c) => c).filter((c) => c % 4 !== 3);
+    const removed = Array.from({ length: total }, (_, c) => c).filter((c) => c % 4 === 3);
+    const keeps = blocks.map((b, i) => (i === 0 ? [] : i % 2 ? [i % 3] : [0, 2]));
+    const r = pruneVit(model, { pattern: 'patch+heads', patchKeep: { tap, kind: 'patch', total, keep }, headKeeps: blocks.map((b, i) => headKeep(b, keeps[i])) });
+    const oracle = maskHeads(zeroPatchFilters(model, tap, removed), blocks.map((b, i) => headMask(b, keeps[i])));
+    await expectOracle(r.model, oracle, model);
+  });
+});
