@@ -16,7 +16,7 @@ import { GraphIndex, loadModel } from '../src/onnx/index.js';
 import type { OnnxModel } from '../src/onnx/io.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { createRuntime, runBatch, type Runtime } from '../src/runtime/session.js';
-import { graphCost } from '../src/metrics/cost.js';
+import { graphCost, type GraphCost } from '../src/metrics/cost.js';
 import { findAttentionBlocks, pruneVit, type VitPruneResult } from '../src/surgery/vit/index.js';
 import { maskHeads, relativeMaxDiff, zeroPatchFilters, logits, withDistinctNonZeroBiases } from '../tests/helpers/oracle-vit.js';
 import { fullModel, median, nowMs } from './lib.js';
@@ -58,7 +58,7 @@ for (const v of variants.slice(1)) {
   console.log(`oracle check '${v.name}' (batch 2): max |pruned - oracle| / max |oracle| = ${diff.toExponential(2)} ${diff <= 1e-4 ? 'OK' : 'FAIL'} (oracle vs original: ${moved.toExponential(2)})`);
 }
 
-const costs = [];
+const costs: GraphCost[] = [];
 for (const v of variants) costs.push(await graphCost(v.model));
 const base = costs[0];
 console.log('\nvariant       params (M)  ratio    GMACs   ratio   attention GMACs');
