@@ -6,7 +6,7 @@
  * A block is anchored on a Softmax whose input is (a scaled) MatMul of two computed tensors. Q, K
  * and V are traced back from the two attention MatMuls through data-movement ops to linear layers.
  */
-import { GraphError, GraphIndex, attrInts, type NodeProto } from '../../onnx/index.js';
+import { GraphError, GraphIndex, type NodeProto } from '../../onnx/index.js';
 import { linearAt, linearProducing, resolveConstant, type Linear } from './linear.js';
 import { readReshapeTarget, trailingEntry, type ReshapeTarget } from './shape-target.js';
 
@@ -267,9 +267,4 @@ function traceToProjection(index: GraphIndex, value: string, seen: Set<string>):
     } else return undefined;
   }
   return undefined;
-}
-
-/** The permutation of a Transpose (default: reversed axes) — exported for the oracle-free checks. */
-export function transposePerm(node: NodeProto, rank: number): number[] {
-  return attrInts(node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
 }

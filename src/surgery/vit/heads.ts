@@ -116,7 +116,9 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[]): NodePr
         index.initializers.set(t.name, t);
         sel.input[1] = t.name;
       } else if (getAttr(sel, 'split')) {
+        // Opset < 13 keeps the sizes in an attribute (on this clone's own node).
         const a = getAttr(sel, 'split')!;
+        if (a.ints.some((x) => Number(x) !== E)) throw new GraphError(`attention block '${name}': Split ${GraphIndex.label(sel)} has sizes [${a.ints}], not ${E} each`);
         a.ints = a.ints.map(() => BigInt(E2));
       }
     }
