@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/search.ts [vgg|vit|both|<model.onnx>] [--candidates 60] [--seed 1]
  *
- * Logs go to bench/out/search/<model>.log.json; rerunning with a log present resumes it.
+ * Logs go to bench/out/search/<model>-seed<seed>.log.json; rerunning with a log present resumes it.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -45,7 +45,8 @@ for (const [key, file] of models) {
     console.log(`${file} is missing; skipped`);
     continue;
   }
-  const logFile = join(outDir, `${key}.log.json`);
+  const tag = `${key}-seed${seed}`;
+  const logFile = join(outDir, `${tag}.log.json`);
   const resume = existsSync(logFile) ? (JSON.parse(readFileSync(logFile, 'utf8')) as SearchLog) : undefined;
   const t0 = performance.now();
   let lastNote = t0;
@@ -67,8 +68,7 @@ for (const [key, file] of models) {
     },
   });
   const seconds = (performance.now() - t0) / 1000;
-  writeFileSync(join(outDir, `${key}.report.json`), JSON.stringify(r.report, null, 1));
-  writeFileSync(join(outDir, `${key}.report.html`), renderHtml([r.report], `skewSearch: ${basename(file)}`));
+  writeFileSync(join(outDir, `${tag}.report.html`), renderHtml([r.report], `skewSearch: ${basename(file)}`));
   const s = r.summary;
   const rein = r.log.entries.filter((e) => e.search === 'reinforce');
   const rand = r.log.entries.filter((e) => e.search === 'random');
@@ -94,10 +94,10 @@ for (const [key, file] of models) {
     lines.push('');
     lines.push(`Test split (${t.chosen.labels.length} images; ${Object.entries(t.chosen.metrics.groupCounts).map(([g, n]) => `${g} ${n}`).join(', ')}), 95% bootstrap intervals (1000 resamples within group):`);
     lines.push('');
-    lines.push('| | accuracy | macro F1 | U | EOdd | EOpp1 | light acc | dark acc |');
-    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push('| | accuracy | macro F1 | U | EOdd | EOpp1 | light acc | dark acc | α·A − β·U |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     const row = (name: string, e: EvaluationResult) =>
-      lines.push(`| ${name} | ${ci(e, 'accuracy')} | ${ci(e, 'macroF1')} | ${ci(e, 'unfairness', 4)} | ${ci(e, 'eodd', 4)} | ${ci(e, 'eopp1', 4)} | ${e.metrics.groupAccuracy.light?.toFixed(3) ?? '–'} | ${e.metrics.groupAccuracy.dark?.toFixed(3) ?? '–'} |`);
+      lines.push(`| ${name} | ${ci(e, 'accuracy')} | ${ci(e, 'macroF1')} | ${ci(e, 'unfairness', 4)} | ${ci(e, 'eodd', 4)} | ${ci(e, 'eopp1', 4)} | ${e.metrics.groupAccuracy.light?.toFixed(3) ?? '–'} | ${e.metrics.groupAccuracy.dark?.toFixed(3) ?? '–'} | ${(s.reward.alpha * e.metrics.accuracy - s.reward.beta * e.metrics.unfairness).toFixed(4)} |`);
     row('unpruned', t.original);
     row('plain SkewPrune', t.default);
     row('REINFORCE choice', t.chosen);
@@ -110,6 +110,6 @@ for (const [key, file] of models) {
   const cb = r.report.cost;
   lines.push(`Chosen model: ${(cb.after.parameters / 1e6).toFixed(3)} M parameters (${((cb.after.parameters / cb.before.parameters) * 100).toFixed(1)}% of unpruned), ${(cb.after.macs / 1e9).toFixed(3)} GMACs (${((cb.after.macs / cb.before.macs) * 100).toFixed(1)}%).`);
   const md = lines.join('\n');
-  writeFileSync(join(outDir, `${key}.results.md`), md + '\n');
+  writeFileSync(join(outDir, `${tag}.results.md`), md + '\n');
   console.log(`\n${md}\n`);
 }
