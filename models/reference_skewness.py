@@ -157,7 +157,7 @@ def main():
         h.remove()
     ort = ort_logits(onnx_path, x)
     ort_diff = float(np.abs(ort - logits).max())
-    print(f'torch (weights from ONNX) vs onnxruntime-node: max |logit diff| {ort_diff:.2e}')
+    print(f'torch ({weights_from}) vs onnxruntime-node: max |logit diff| {ort_diff:.2e}')
     assert ort_diff < 1e-3
 
     out_taps = []
