@@ -21,6 +21,11 @@ const flag = (name: string, dflt: number) => {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
 const candidates = flag('candidates', 60);
+// --head-choices: ViT head groups choose among keep-all, thresholds inside the range of attention
+// medians (6-20 on this model, where the default thresholds near 0 remove nothing) and keep fractions.
+const headChoices = args.includes('--head-choices')
+  ? (['keep-all', { threshold: 7 }, { threshold: 10 }, { threshold: 13 }, { keepFraction: 0.66 }, { keepFraction: 0.33 }] as const)
+  : undefined;
 const seed = flag('seed', 1);
 const outDir = join(root, 'bench', 'out', 'search');
 mkdirSync(outDir, { recursive: true });
@@ -45,7 +50,7 @@ for (const [key, file] of models) {
     console.log(`${file} is missing; skipped`);
     continue;
   }
-  const tag = `${key}-seed${seed}`;
+  const tag = `${key}${headChoices && key === 'vit' ? '-headchoices' : ''}-seed${seed}`;
   const logFile = join(outDir, `${tag}.log.json`);
   const resume = existsSync(logFile) ? (JSON.parse(readFileSync(logFile, 'utf8')) as SearchLog) : undefined;
   const t0 = performance.now();
@@ -53,6 +58,7 @@ for (const [key, file] of models) {
   const r = await skewSearch(loadModel(path), {
     data,
     budget: { candidates },
+    ...(headChoices && key === 'vit' ? { space: { headChoices: headChoices.map((c) => (typeof c === 'string' ? c : { ...c })) } } : {}),
     seed,
     resume,
     bootstrap: { resamples: 1000 },

@@ -54,6 +54,14 @@ describe('search space', () => {
     expect(decisionsOf(v).map((d) => d.name)).toEqual(['composition', 'pattern', 'patch', 'heads1-1', 'heads2-2']);
   });
 
+  it('a group with its own choices gets its own decision size', () => {
+    const s = defaultSearchSpace(vit, { headBlocksPerGroup: 2, headChoices: ['keep-all', { keepFraction: 0.34 }] });
+    expect(decisionsOf(s).map((d) => d.options.length)).toEqual([3, 3, 6, 2]);
+    const c = decodeActions(s, [0, 0, 3, 1]);
+    expect(c.choices).toEqual([{ threshold: 0 }, { keepFraction: 0.34 }]);
+    expect(() => validateSearchSpace({ ...s, groups: [{ ...s.groups[1], choices: [] }] }, vit, { light: 248, dark: 20 })).toThrow(/empty choices/);
+  });
+
   it('decodes actions into a configuration and rejects out-of-range actions', () => {
     const s = defaultSearchSpace(vit);
     const c = decodeActions(s, [2, 1, 0, 3]);

@@ -10,6 +10,7 @@ export {
   decodeActions,
   describeConfig,
   choiceLabel,
+  choicesOf,
   patternApplies,
   SearchSpaceError,
   DEFAULT_LAYER_CHOICES,

@@ -20,6 +20,7 @@ import type { PruneReport, SearchSummary, Estimate } from '../report/types.js';
 import { ReinforceController, SeededRandom, sampleUniform, type ReinforceOptions } from './controller.js';
 import { CandidateEvaluator, type CandidateScore } from './evaluate.js';
 import {
+  choicesOf,
   decisionsOf,
   decodeActions,
   defaultSearchSpace,
@@ -150,7 +151,10 @@ function actionsOf(space: SearchSpace, config: SearchConfig): number[] {
   const find = <T>(list: T[], x: T) => list.findIndex((y) => JSON.stringify(y) === JSON.stringify(x));
   if (space.compositions.length > 1) actions.push(find(space.compositions, config.composition));
   if (space.patterns.length > 1) actions.push(find(space.patterns, config.pattern));
-  if (space.layerChoices.length > 1) for (const c of config.choices) actions.push(find(space.layerChoices, c));
+  space.groups.forEach((g, i) => {
+    const list = choicesOf(space, g);
+    if (list.length > 1) actions.push(find(list, config.choices[i]));
+  });
   return actions.some((a) => a < 0) ? [] : actions;
 }
 

@@ -27,6 +27,8 @@ export interface TapGroup {
   name: string;
   kind: UnitKind;
   taps: string[];
+  /** This group's options instead of the space's layerChoices (e.g. keep fractions for heads). */
+  choices?: LayerChoice[];
 }
 
 export interface SearchSpace {
@@ -74,6 +76,8 @@ export const DEFAULT_COMPOSITIONS: CompositionOption[] = [
 export interface DefaultSpaceOptions {
   /** ViT: consecutive attention blocks sharing one decision (default 3). */
   headBlocksPerGroup?: number;
+  /** ViT: the head groups' own options (default: the space's layerChoices). */
+  headChoices?: LayerChoice[];
   compositions?: CompositionOption[];
   layerChoices?: LayerChoice[];
   /** Default: ['filters'] for a CNN, ['heads', 'patch+heads', 'patch'] for a ViT. */
@@ -98,7 +102,12 @@ export function defaultSearchSpace(model: OnnxModel, options: DefaultSpaceOption
     if (!(Number.isInteger(per) && per >= 1)) throw new SearchSpaceError(`headBlocksPerGroup must be a positive integer, got ${per}`);
     for (let i = 0; i < heads.length; i += per) {
       const blockTaps = heads.slice(i, i + per);
-      groups.push({ name: `heads${i + 1}-${i + blockTaps.length}`, kind: 'heads', taps: blockTaps.map((t) => t.value) });
+      groups.push({
+        name: `heads${i + 1}-${i + blockTaps.length}`,
+        kind: 'heads',
+        taps: blockTaps.map((t) => t.value),
+        ...(options.headChoices ? { choices: options.headChoices.map((c) => (typeof c === 'string' ? c : { ...c })) } : {}),
+      });
     }
   }
   const patterns = options.patterns ?? (isVit ? (groups.some((g) => g.kind === 'patch') ? ['heads', 'patch+heads', 'patch'] : ['heads']) : ['filters']);
@@ -127,6 +136,7 @@ export function validateSearchSpace(space: SearchSpace, model: OnnxModel, poolGr
   if (!space.compositions?.length) throw new SearchSpaceError('search space: no calibration composition');
   if (!space.patterns?.length) throw new SearchSpaceError('search space: no pattern');
   if (!space.layerChoices?.length) throw new SearchSpaceError('search space: no layer choice');
+  for (const g of space.groups ?? []) if (g.choices && !g.choices.length) throw new SearchSpaceError(`search space: group '${g.name}' has an empty choices list`);
   if (!space.groups?.length) throw new SearchSpaceError('search space: no tap group');
   const names = new Set<string>();
   for (const c of space.compositions) {
@@ -140,7 +150,7 @@ export function validateSearchSpace(space: SearchSpace, model: OnnxModel, poolGr
       }
     }
   }
-  for (const c of space.layerChoices) {
+  for (const c of [...space.layerChoices, ...space.groups.flatMap((g) => g.choices ?? [])]) {
     if (c === 'keep-all') continue;
     if (typeof c === 'object' && 'threshold' in c && Number.isFinite(c.threshold)) continue;
     if (typeof c === 'object' && 'keepFraction' in c && c.keepFraction > 0 && c.keepFraction <= 1) continue;
@@ -167,13 +177,20 @@ export function validateSearchSpace(space: SearchSpace, model: OnnxModel, poolGr
   }
 }
 
+/** The options of one group: its own list, else the space's. */
+export function choicesOf(space: SearchSpace, group: TapGroup): LayerChoice[] {
+  return group.choices ?? space.layerChoices;
+}
+
 /** The controller's decisions: single-option decisions are fixed and left out. */
 export function decisionsOf(space: SearchSpace): Decision[] {
   const out: Decision[] = [];
   if (space.compositions.length > 1) out.push({ name: 'composition', options: space.compositions.map((c) => c.name) });
   if (space.patterns.length > 1) out.push({ name: 'pattern', options: [...space.patterns] });
-  const labels = space.layerChoices.map(choiceLabel);
-  for (const g of space.groups) if (space.layerChoices.length > 1) out.push({ name: g.name, options: labels });
+  for (const g of space.groups) {
+    const choices = choicesOf(space, g);
+    if (choices.length > 1) out.push({ name: g.name, options: choices.map(choiceLabel) });
+  }
   return out;
 }
 
@@ -190,7 +207,7 @@ export function decodeActions(space: SearchSpace, actions: readonly number[]): S
   };
   const composition = pick(space.compositions);
   const pattern = pick(space.patterns);
-  const choices = space.groups.map(() => pick(space.layerChoices));
+  const choices = space.groups.map((g) => pick(choicesOf(space, g)));
   return { composition, pattern, choices };
 }
 
