@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType, makeValueInfo } from '../src/onnx/index.js';
-import { graphCost, measureLatency, measurePeakMemory } from '../src/metrics/index.js';
+import { graphCost, measureLatency, compareLatency, measurePeakMemory } from '../src/metrics/index.js';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 
 /** Single-layer attention with 2 heads over 5 tokens of width 8: x [B,5,8] -> [B,2,5,4]. */
@@ -144,6 +144,18 @@ describe('measured cost', () => {
       expect(r.medianMs).toBeLessThanOrEqual(r.p90Ms);
       expect(r.p90Ms).toBeLessThanOrEqual(r.maxMs);
       expect(r.medianPerImageMs).toBeCloseTo(r.medianMs / r.batchSize, 12);
+    }
+  });
+
+  it('times two models with interleaved runs and gives the per-round ratio', async () => {
+    const c = await compareLatency(tinyCnn(1), tinyCnn(2), { batchSizes: [1, 3], runs: 6, warmup: 1 });
+    expect(c.provider).toBe('cpu');
+    expect(c.a.map((r) => [r.batchSize, r.runs])).toEqual([[1, 6], [3, 6]]);
+    expect(c.b.map((r) => [r.batchSize, r.runs])).toEqual([[1, 6], [3, 6]]);
+    for (const r of c.ratio) {
+      expect(r.median).toBeGreaterThan(0);
+      expect(r.p10).toBeLessThanOrEqual(r.median);
+      expect(r.median).toBeLessThanOrEqual(r.p90);
     }
   });
 

@@ -47,7 +47,8 @@ export function formatReport(r: PruneReport): string {
   for (const bs of Object.keys(b.latencyMs ?? {})) {
     const lb = b.latencyMs![bs];
     const la = a.latencyMs?.[bs];
-    if (la) rows.push([`Latency b=${bs} (ms)`, lb.median.toFixed(2), la.median.toFixed(2), pct(la.median, lb.median)]);
+    const paired = r.cost.latencyRatio?.[bs];
+    if (la) rows.push([`Latency b=${bs} (ms)`, lb.median.toFixed(2), la.median.toFixed(2), paired !== undefined ? `x${paired.toFixed(3)} (paired runs)` : pct(la.median, lb.median)]);
   }
   out.push(table(['Metric', 'Vanilla', 'SkewPrune', 'Change (paired 95% CI)'], rows));
   if (r.evaluation) {

@@ -95,6 +95,71 @@ export async function measureLatency(model: OnnxModel | string, options: Latency
   return { provider: rt.provider, results };
 }
 
+/** Latency of two models measured side by side, and the per-round ratio B / A. */
+export interface LatencyComparison {
+  provider: ExecutionProvider;
+  a: LatencyStats[];
+  b: LatencyStats[];
+  /** Per batch size: median over rounds of (time B / time A) in the same round. */
+  ratio: { batchSize: number; median: number; p10: number; p90: number }[];
+}
+
+/**
+ * Times two models (say, original and pruned) on the same inputs with their runs interleaved
+ * (A, B, A, B, ...), so a machine whose speed drifts, or another job on the cores, affects both
+ * alike. Timing A fully and then B is what made identical models look 2x apart on a loaded machine.
+ */
+export async function compareLatency(a: OnnxModel | string, b: OnnxModel | string, options: LatencyOptions = {}): Promise<LatencyComparison> {
+  const ma = typeof a === 'string' ? loadModel(a) : a;
+  const mb = typeof b === 'string' ? loadModel(b) : b;
+  const shape1 = batchOneInputShape(GraphIndex.ofModel(ma), options.inputShape);
+  const rtOptions = {
+    executionProviders: options.executionProviders ?? ['cpu'],
+    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+  };
+  const ra = await createRuntime(ma, rtOptions);
+  const rb = await createRuntime(mb, rtOptions);
+  const runs = options.runs ?? 20;
+  const warmup = options.warmup ?? 3;
+  const out: LatencyComparison = { provider: ra.provider, a: [], b: [], ratio: [] };
+  try {
+    for (const bs of options.batchSizes ?? [1, 8]) {
+      const dims = [bs, ...shape1.slice(1)];
+      const x = new Float32Array(dims.reduce((p, q) => p * q, 1));
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 0.5;
+      for (let i = 0; i < warmup; i++) {
+        await runBatch(ra, x, dims);
+        await runBatch(rb, x, dims);
+      }
+      const ta: number[] = [];
+      const tb: number[] = [];
+      const ratios: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        // Alternate which model goes first so neither always runs on a warmer cache.
+        const first = i % 2 ? rb : ra;
+        const second = i % 2 ? ra : rb;
+        const t0 = performance.now();
+        await runBatch(first, x, dims);
+        const t1 = performance.now();
+        await runBatch(second, x, dims);
+        const t2 = performance.now();
+        const [da, db] = i % 2 ? [t2 - t1, t1 - t0] : [t1 - t0, t2 - t1];
+        ta.push(da);
+        tb.push(db);
+        ratios.push(db / da);
+      }
+      out.a.push(summarizeTimes(bs, ta));
+      out.b.push(summarizeTimes(bs, tb));
+      const sorted = [...ratios].sort((p, q) => p - q);
+      out.ratio.push({ batchSize: bs, median: quantileSorted(sorted, 0.5), p10: quantileSorted(sorted, 0.1), p90: quantileSorted(sorted, 0.9) });
+    }
+  } finally {
+    await ra.session.release();
+    await rb.session.release();
+  }
+  return out;
+}
+
 export interface PeakMemory {
   /** Peak resident set of the child after loading the model and running it, MiB. */
   peakRssMiB: number;

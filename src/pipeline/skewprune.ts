@@ -20,7 +20,7 @@ import {
 import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/index.js';
 import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
 import { evaluatePair, type PairResult } from '../eval/index.js';
-import { graphCost, measureLatency, type GraphCost } from '../metrics/index.js';
+import { graphCost, compareLatency, type GraphCost } from '../metrics/index.js';
 import type { BootstrapOptions, Interval } from '../metrics/bootstrap.js';
 import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
 import { resolveSource } from '../calibration/source.js';
@@ -232,15 +232,14 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     );
   }
 
-  let latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs'] } = {};
+  let latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs']; ratio?: Record<string, number> } = {};
   if (options.latency) {
     const l = options.latency === true ? {} : options.latency;
     const opts = { batchSizes: l.batchSizes ?? [1, 8], runs: l.runs ?? 10, executionProviders: options.executionProviders };
-    const lat = async (m: OnnxModel) => {
-      const r = await measureLatency(m, opts);
-      return Object.fromEntries(r.results.map((s) => [String(s.batchSize), { median: s.medianMs, p10: s.p10Ms, p90: s.p90Ms }]));
-    };
-    latency = await time('latency', async () => ({ before: await lat(original), after: await lat(pruned) }));
+    // Interleaved runs of both models, so machine load affects both alike.
+    const c = await time('latency', () => compareLatency(original, pruned, opts));
+    const table = (stats: typeof c.a) => Object.fromEntries(stats.map((s) => [String(s.batchSize), { median: s.medianMs, p10: s.p10Ms, p90: s.p90Ms }]));
+    latency = { before: table(c.a), after: table(c.b), ratio: Object.fromEntries(c.ratio.map((r) => [String(r.batchSize), r.median])) };
   }
 
   const medians: UnitMedians[] = calibrations.flatMap((c) =>
@@ -308,7 +307,7 @@ interface ReportInput {
   minKeepFired: string[];
   surgery: SkewPruneResult['surgery'];
   cost: { before: GraphCost; after: GraphCost };
-  latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs'] };
+  latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs']; ratio?: Record<string, number> };
   evaluation?: PairResult;
   evaluationName?: string;
   timings: Record<string, number>;
@@ -384,7 +383,11 @@ function buildReport(r: ReportInput): PruneReport {
     },
     layers,
     removed,
-    cost: { before: costSummary(r.cost.before, r.latency.before), after: costSummary(r.cost.after, r.latency.after) },
+    cost: {
+      before: costSummary(r.cost.before, r.latency.before),
+      after: costSummary(r.cost.after, r.latency.after),
+      ...(r.latency.ratio ? { latencyRatio: r.latency.ratio } : {}),
+    },
     ...(evaluation ? { evaluation } : {}),
     timings: Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v)])),
     notes,

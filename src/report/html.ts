@@ -73,7 +73,9 @@ function comparisonTable(r: PruneReport): string {
   }
   costRows.forEach(([label, b, a, digits], i) => {
     const head = i === 0 ? `<th rowspan="${costRows.length}">Computational cost</th>` : '';
-    const ratio = b ? `${((a / b) * 100).toFixed(1)}% of before` : '';
+    const bs = /batch (\d+)/.exec(label)?.[1];
+    const paired = bs ? r.cost.latencyRatio?.[bs] : undefined;
+    const ratio = paired !== undefined ? `×${paired.toFixed(3)} (median of paired runs)` : b ? `${((a / b) * 100).toFixed(1)}% of before` : '';
     rows.push(`<tr>${head}<td>${label}</td>${cell(fmt(b, digits))}${cell(fmt(a, digits))}${cell(ratio)}</tr>`);
   });
   return `<table class="metrics"><thead><tr><th></th><th>Metric</th><th>Vanilla</th><th>SkewPrune (${esc(r.method.pattern)})</th><th>Change (paired 95% CI)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;

@@ -66,7 +66,8 @@ export interface PruneReport {
   layers: LayerReport[];
   /** Units removed per surgery step (filters, patch channels, heads). */
   removed: Record<string, number>;
-  cost: { before: CostSummary; after: CostSummary };
+  /** latencyRatio: per batch size, the median over interleaved rounds of pruned / original time. */
+  cost: { before: CostSummary; after: CostSummary; latencyRatio?: Record<string, number> };
   evaluation?: EvaluationSummary;
   /** Wall time of each step, ms. */
   timings: Record<string, number>;
