@@ -379,6 +379,15 @@ describe('calibrate', () => {
     r.taps.forEach((t, ti) => t.perImage.forEach((row, u) => expect(Array.from(row)).toEqual(Array.from(free.taps[ti].perImage[u]))));
   });
 
+  it('measures only the taps asked for, by name', async () => {
+    const m = tinyCnn();
+    const [, second] = discoverTaps(m, 'cnn');
+    const all = await calibrate(m, images, { preprocess: PRE });
+    const one = await calibrate(m, images, { preprocess: PRE, taps: [second.value] });
+    expect(one.taps.map((t) => t.tap.value)).toEqual([second.value]);
+    expect(Array.from(one.taps[0].medians)).toEqual(Array.from(all.taps[1].medians));
+  });
+
   it('refuses preprocessing that does not fit the input, and unknown tap names', async () => {
     const m = tinyCnn();
     m.proto.graph!.input[0].type!.value.value!.shape!.dim[2].value = { case: 'dimValue', value: 8n };
