@@ -381,7 +381,7 @@ export function buildProgram(): Command {
           pattern,
           evaluation: test,
           executionProviders: o.ep,
-          latency: o.latency ? { batchSizes: [1, 16], runs: 8 } : false,
+          latency: o.latency ? { batchSizes: [1, 8], runs: 6 } : false,
           onProgress: (p) => progress.update(`${basename(file, '.onnx')} ${p.stage}`, p.done, p.total),
           name: basename(file),
         });

@@ -34,6 +34,10 @@ export interface Runtime {
   outputNames: readonly string[];
 }
 
+// onnxruntime's own logger prints a line for every provider library it fails to load; the
+// failure also comes back as an exception, which we report once (below). Errors still throw.
+if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.logLevel = 'fatal';
+
 /** Reasons already warned about in this process, so a fallback is reported once, not per session. */
 const warned = new Set<string>();
 
