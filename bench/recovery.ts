@@ -8,6 +8,7 @@
  *
  *   npx tsx bench/recovery.ts [--models models/vgg11_pad.onnx,models/vit_tiny_pad.onnx]
  *                             [--calib N] [--test N] [--resamples 1000] [--batch 16] [--no-combo]
+ *                             [--pattern heads|patch|patch+heads]   (ViTs)
  *
  * Calibration: the train split (the first N images if --calib); evaluation: the test split.
  * Writes bench/out/recovery-<model>.json and prints a markdown table per model.
@@ -46,6 +47,8 @@ const batchSize = Number(opt('batch', '16'));
 const thresholds = [0, 0.25];
 /** --no-combo: skip the 'lstsq + refit' row (saves one calibration pass per setting on slow models). */
 const combo = !args.includes('--no-combo');
+/** ViT pattern (default 'heads', the pipeline's default); CNNs always prune filters (block scope). */
+const vitPattern = (opt('pattern', 'heads') as 'heads' | 'patch' | 'patch+heads');
 
 const data = readPadUfes20();
 let calib = data.split('train');
@@ -77,10 +80,10 @@ for (const rel of modelPaths) {
   }
   const original = loadModel(path);
   const kind = detectKind(original);
-  console.log(`\n## ${rel} (${kind})`);
+  console.log(`\n## ${rel} (${kind}${kind === 'vit' ? `, pattern ${vitPattern}` : ''})`);
   const variants: Variant[] = [{ setting: 'unpruned', recovery: '-', model: original, addedMs: 0, pruneMs: 0, parameters: (await graphCost(original)).parameters }];
   let t0 = nowMs();
-  const cal = await calibrate(original, { items: calib.items.map((it) => ({ image: it.image, group: it.group, label: it.label })) }, { kind: kind === 'cnn' ? 'filters' : 'heads', batchSize });
+  const cal = await calibrate(original, { items: calib.items.map((it) => ({ image: it.image, group: it.group, label: it.label })) }, { kind: kind === 'cnn' ? 'filters' : vitPattern === 'heads' ? 'heads' : vitPattern === 'patch' ? 'patch' : 'vit', batchSize });
   const calibrationMs = nowMs() - t0;
   console.log(`calibration: ${(calibrationMs / 1000).toFixed(1)} s`);
   const batches = imageFileBatches(original, calib.items, { batchSize });
@@ -97,14 +100,14 @@ for (const rel of modelPaths) {
       pruned = r.model;
       surgery = { filters: r.layers };
     } else {
-      const r = pruneVit(original, { pattern: 'heads', headKeeps: keepSets.filter((k) => k.kind === 'heads') });
+      const r = pruneVit(original, { pattern: vitPattern, patchKeep: keepSets.find((k) => k.kind === 'patch'), headKeeps: keepSets.filter((k) => k.kind === 'heads') });
       pruned = r.model;
-      surgery = { heads: r.heads };
+      surgery = { heads: r.heads, ...(r.patch ? { patch: r.patch } : {}) };
     }
     const pruneMs = calibrationMs + (nowMs() - t0);
     const removed = keepSets.reduce((s, k) => s + k.total - k.keep.length, 0);
     const total = keepSets.reduce((s, k) => s + k.total, 0);
-    console.log(`${setting}: removed ${removed} of ${total} ${kind === 'cnn' ? 'filters' : 'heads'}`);
+    console.log(`${setting}: removed ${removed} of ${total} ${kind === 'cnn' ? 'filters' : vitPattern === 'heads' ? 'heads' : 'units (patch channels and heads)'}`);
     const params = (await graphCost(pruned)).parameters;
     variants.push({ setting, recovery: 'none', model: pruned, addedMs: 0, pruneMs, parameters: params, detail: { removed, total } });
     const runs: [string, RecoveryMethod[], object, typeof batches][] = [
@@ -149,7 +152,7 @@ for (const rel of modelPaths) {
     rows.push({ setting: v.setting, recovery: v.recovery, parameters: v.parameters, addedMs: Math.round(v.addedMs), pruneMs: Math.round(v.pruneMs), metrics: m, groupAccuracy: groupAcc, detail: v.detail, evalMs: Math.round(nowMs() - t0) });
   }
   mkdirSync(join(repoRoot, 'bench', 'out'), { recursive: true });
-  const outFile = join(repoRoot, 'bench', 'out', `recovery-${basename(rel, '.onnx')}.json`);
+  const outFile = join(repoRoot, 'bench', 'out', `recovery-${basename(rel, '.onnx')}${kind === 'vit' && vitPattern !== 'heads' ? `-${vitPattern.replace('+', '-')}` : ''}.json`);
   writeFileSync(outFile, JSON.stringify({ model: rel, kind, calibration: { name: calib.name, images: calib.size }, evaluation: { name: test.name, images: test.size }, resamples, rows, pairedVsNone: pairedRows }, null, 2));
 
   const fmt = (x: { estimate: number; lo: number; hi: number }, pct: boolean) => {
