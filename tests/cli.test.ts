@@ -127,6 +127,17 @@ describe('fairprune prune', () => {
     expect(r.stderr).toMatch(/fairprune: error: no .* tap found .*the graph contains: Gemm x1/);
   });
 
+  it('applies training-free recovery when asked and names it in the report', () => {
+    const out = join(tmp, 'recovered.onnx');
+    const r = run('prune', fixture, '-c', images, '-o', out, '--recovery', 'bias', '--json', '-b', '4');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.report.method.recovery).toEqual(['bias']);
+    const bad = run('prune', fixture, '-c', images, '--recovery', 'magic');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("unknown recovery method 'magic'");
+  });
+
   it('rejects bad option values with a usage error', () => {
     const r = run('prune', fixture, '-c', images, '--ep', 'tpu');
     expect(r.code).not.toBe(0);

@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { renderHtml } from '../report/html.js';
 import type { PruneReport } from '../report/types.js';
+import type { RecoveryMethod } from '../recovery/index.js';
 import { progressBars } from './progress.js';
 import { formatReport } from './tables.js';
 
@@ -49,6 +50,12 @@ function providers(v: string): ExecutionProvider[] {
   const list = v.split(',').map((s) => s.trim().toLowerCase());
   for (const p of list) if (p !== 'cpu' && p !== 'cuda') throw new InvalidArgumentError(`unknown execution provider '${p}' (cpu, cuda)`);
   return list as ExecutionProvider[];
+}
+
+function recoveryMethods(v: string): RecoveryMethod[] {
+  const list = v.split(',').map((s) => s.trim());
+  for (const m of list) if (m !== 'bias' && m !== 'lstsq' && m !== 'refit') throw new InvalidArgumentError(`unknown recovery method '${m}' (bias, lstsq, refit)`);
+  return list as RecoveryMethod[];
 }
 
 /**
@@ -163,6 +170,7 @@ export function buildProgram(): Command {
     .option('-e, --eval <dataset>', 'evaluate before and after on a labelled dataset, e.g. pad-ufes-20:test')
     .option('--latency', 'measure onnxruntime latency before and after')
     .option('--report <dir>', 'write report.json and report.html here')
+    .option('--recovery <methods>', 'training-free recovery after pruning, not part of SkewPrune: bias, lstsq, refit (comma list; refit needs a labelled calibration dataset)', recoveryMethods)
     .option('--external-data', 'store large weights in <out>.data beside the model')
     .option('-f, --force', 'replace existing output files')
     .action(async (modelPath: string, o) => {
@@ -183,6 +191,7 @@ export function buildProgram(): Command {
         strict: !!o.strict,
         evaluation: o.eval ? datasetFromSpec(o.eval, g.dataRoot) : undefined,
         latency: !!o.latency,
+        ...(o.recovery ? { recovery: o.recovery } : {}),
         onProgress: (p) => progress.update(p.stage, p.done, p.total),
         name: basename(modelPath),
       });
