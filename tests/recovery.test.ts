@@ -34,7 +34,7 @@ import {
 import { mulberry32 } from '../src/data/split.js';
 
 async function run(model: OnnxModel, x: Float32Array, dims: number[], value?: string): Promise<{ data: Float32Array; dims: number[] }> {
-  const m = value ? (await import('../src/recovery/activations.js')).withExtraOutputs(model, [value]) : model;
+  const m = value ? (await import('../src/onnx/index.js')).withGraphOutputs(model, [value]) : model;
   const rt = await createRuntime(m);
   try {
     const out = await runBatch(rt, x, dims);

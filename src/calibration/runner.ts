@@ -3,7 +3,7 @@
  * stream through onnxruntime batch by batch, and each batch's tap maps are reduced at once to
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
-import { DataType, GraphIndex, GraphError, loadModel, makeValueInfo, type ModelProto, type OnnxModel, type ValueInfoProto } from '../onnx/index.js';
+import { GraphIndex, GraphError, loadModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
 import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
@@ -230,19 +230,7 @@ function selectTaps(model: OnnxModel, options: CalibrationOptions): Tap[] {
  * new: nodes and weights are shared with the caller's model and left untouched.
  */
 export function withTapOutputs(model: OnnxModel, taps: readonly Tap[]): OnnxModel {
-  const graph = model.proto.graph!;
-  const index = new GraphIndex(graph, model.baseDir);
-  const extra: ValueInfoProto[] = [];
-  for (const t of taps) {
-    if (!index.producer.has(t.value)) throw new GraphError(`tap '${t.value}' is not produced by any node of the graph`);
-    if (index.graphOutputs.has(t.value) || extra.some((e) => e.name === t.value)) continue;
-    const recorded = index.valueInfo.get(t.value);
-    extra.push(recorded?.type ? recorded : makeValueInfo(t.value, DataType.FLOAT, []));
-  }
-  const proto: ModelProto = { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } };
-  // makeValueInfo with [] records rank 0; a tap's rank is unknown, so drop the shape entirely.
-  for (const e of extra) if (e.type?.value.case === 'tensorType' && e.type.value.value.shape?.dim.length === 0) e.type.value.value.shape = undefined;
-  return { proto, path: model.path, baseDir: model.baseDir };
+  return withGraphOutputs(model, taps.map((t) => t.value), 'tap');
 }
 
 interface DecodedBatch {

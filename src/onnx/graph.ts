@@ -8,6 +8,7 @@ import { create, clone } from '@bufbuild/protobuf';
 import {
   AttributeProtoSchema,
   AttributeType,
+  DataType,
   NodeProtoSchema,
   TensorProtoSchema,
   TensorShapeProto_DimensionSchema,
@@ -264,6 +265,27 @@ export function makeValueInfo(name: string, elemType: number, shape: Dim[]): Val
       },
     }),
   });
+}
+
+/**
+ * A shallow copy of the model whose graph also outputs `values` (for reading inner values in
+ * onnxruntime). Only the output list is new: nodes and weights are shared with the caller's model
+ * and left untouched. `what` names the values in the error for one no node produces.
+ */
+export function withGraphOutputs<M extends { proto: ModelProto }>(model: M, values: Iterable<string>, what = 'value'): M {
+  const graph = model.proto.graph!;
+  const index = new GraphIndex(graph);
+  const extra: ValueInfoProto[] = [];
+  for (const v of new Set(values)) {
+    if (!index.producer.has(v)) throw new GraphError(`${what} '${v}' is not produced by any node of the graph`);
+    if (index.graphOutputs.has(v)) continue;
+    const recorded = index.valueInfo.get(v);
+    const vi = recorded?.type ? recorded : makeValueInfo(v, DataType.FLOAT, []);
+    // An unknown rank must not be recorded as rank 0.
+    if (!recorded?.type && vi.type?.value.case === 'tensorType') vi.type.value.value.shape = undefined;
+    extra.push(vi);
+  }
+  return { ...model, proto: { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } } };
 }
 
 /** Sets one dimension of a value's recorded shape (value_info, graph input or output), if recorded. */

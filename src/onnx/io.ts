@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync, openSync, writeSync, closeSync, renameSync, unlinkSync, realpathSync, existsSync, fsyncSync } from 'node:fs';
 import { basename, dirname, resolve, join } from 'node:path';
-import { fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
+import { clone, fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, UnsupportedIrVersionError } from './errors.js';
@@ -25,6 +25,15 @@ export interface OnnxModel {
   path?: string;
   /** Folder external-data locations are relative to. */
   baseDir?: string;
+}
+
+/**
+ * A deep copy of the model for editing. Tensor bytes stay shared with the source until an edit
+ * replaces them (writeTensor always writes fresh bytes), so copying a 500 MB model is cheap. The
+ * copy has no `path`: it is no longer the file it came from.
+ */
+export function cloneModel(model: OnnxModel): OnnxModel {
+  return { proto: clone(ModelProtoSchema, model.proto), baseDir: model.baseDir };
 }
 
 export interface LoadOptions {

@@ -3,7 +3,7 @@
  * graph outputs on a shallow copy of the model (as calibration does with its taps) and each batch's
  * tensors are handed to a reducer, so nothing but the reducer's statistics outlives a batch.
  */
-import { DataType, GraphError, GraphIndex, makeValueInfo, type ValueInfoProto } from '../onnx/index.js';
+import { GraphIndex, withGraphOutputs } from '../onnx/index.js';
 import type { OnnxModel } from '../onnx/io.js';
 import { createRuntime, runBatch, type ExecutionProvider, type ort } from '../runtime/session.js';
 import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
@@ -86,23 +86,6 @@ export function tensorBatches(data: Float32Array, dims: readonly number[], optio
   };
 }
 
-/** A shallow copy whose graph also outputs `values` (nodes and weights shared, untouched). */
-export function withExtraOutputs(model: OnnxModel, values: readonly string[]): OnnxModel {
-  const graph = model.proto.graph!;
-  const index = new GraphIndex(graph, model.baseDir);
-  const extra: ValueInfoProto[] = [];
-  for (const v of new Set(values)) {
-    if (!index.producer.has(v)) throw new GraphError(`value '${v}' is not produced by any node of the graph`);
-    if (index.graphOutputs.has(v)) continue;
-    const recorded = index.valueInfo.get(v);
-    const vi = recorded?.type ? recorded : makeValueInfo(v, DataType.FLOAT, []);
-    // An unknown rank must not be recorded as rank 0.
-    if (!recorded?.type && vi.type?.value.case === 'tensorType') vi.type.value.value.shape = undefined;
-    extra.push(vi);
-  }
-  return { ...model, proto: { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } } };
-}
-
 export interface RunOptions {
   executionProviders?: ExecutionProvider[];
   strict?: boolean;
@@ -117,7 +100,7 @@ export async function forEachBatch(
   reduce: (outputs: Record<string, ort.Tensor>, batch: ImageBatch) => void,
   options: RunOptions = {},
 ): Promise<number> {
-  const rt = await createRuntime(withExtraOutputs(model, values), { executionProviders: options.executionProviders, strict: options.strict, warn: options.warn });
+  const rt = await createRuntime(withGraphOutputs(model, values), { executionProviders: options.executionProviders, strict: options.strict, warn: options.warn });
   let images = 0;
   try {
     for await (const batch of batches()) {

@@ -3,8 +3,7 @@
  * (same data type as the tensor it replaces). The old tensor stays for any other reader; dead-code
  * removal drops it when none is left.
  */
-import { clone } from '@bufbuild/protobuf';
-import { GraphIndex, ModelProtoSchema, makeTensor, writeTensor, type NodeProto, type TensorProto } from '../onnx/index.js';
+import { GraphIndex, makeTensor, writeTensor, type NodeProto, type TensorProto } from '../onnx/index.js';
 import type { OnnxModel } from '../onnx/io.js';
 
 export function setConstantInput(index: GraphIndex, node: NodeProto, inputIndex: number, dims: readonly number[], values: Float32Array, like: TensorProto): string {
@@ -20,9 +19,4 @@ export function setConstantInput(index: GraphIndex, node: NodeProto, inputIndex:
   while (node.input.length <= inputIndex) node.input.push('');
   node.input[inputIndex] = name;
   return name;
-}
-
-/** A deep copy of a model (tensor bytes are never edited in place by recovery). */
-export function copyModel(model: OnnxModel): OnnxModel {
-  return { proto: clone(ModelProtoSchema, model.proto), baseDir: model.baseDir };
 }

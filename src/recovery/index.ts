@@ -4,7 +4,7 @@
  */
 export { recoverPruned, type RecoveryMethod, type RecoveryOptions, type RecoveryResult } from './recover.js';
 export { findConsumers, type Consumer, type RemovedUnits } from './consumers.js';
-export { imageFileBatches, tensorBatches, forEachBatch, withExtraOutputs, RecoveryDataError, type ImageBatch, type ImageBatches, type RunOptions } from './activations.js';
+export { imageFileBatches, tensorBatches, forEachBatch, RecoveryDataError, type ImageBatch, type ImageBatches, type RunOptions } from './activations.js';
 export { StatisticsAccumulator, type ConsumerStatistics, type StatisticsOptions } from './statistics.js';
 export { compensate, ridgeRegression, type CompensationRecord } from './compensate.js';
 export { refitLastLayer, findClassifier, type RefitOptions, type RefitRecord } from './refit.js';

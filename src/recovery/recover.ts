@@ -5,7 +5,7 @@
  * input statistics; the refit reads the penultimate features of the compensated pruned model.
  */
 import type { OnnxModel } from '../onnx/io.js';
-import { copyModel } from './edit.js';
+import { cloneModel } from '../onnx/io.js';
 import { findConsumers, type Consumer, type RemovedUnits } from './consumers.js';
 import { forEachBatch, type ImageBatches, type RunOptions } from './activations.js';
 import { StatisticsAccumulator } from './statistics.js';
@@ -51,7 +51,7 @@ const METHODS: readonly RecoveryMethod[] = ['bias', 'lstsq', 'refit'];
 export async function recoverPruned(original: OnnxModel, pruned: OnnxModel, removed: RemovedUnits & { patch?: PatchRemoval }, batches: ImageBatches, options: RecoveryOptions): Promise<RecoveryResult> {
   for (const m of options.methods) if (!METHODS.includes(m)) throw new RangeError(`unknown recovery method '${m}' (known: ${METHODS.join(', ')})`);
   const methods = METHODS.filter((m) => options.methods.includes(m));
-  const model = copyModel(pruned);
+  const model = cloneModel(pruned);
   const timings: Record<string, number> = {};
   const notes: string[] = [];
   const run: RunOptions = { executionProviders: options.executionProviders, strict: options.strict, warn: options.warn };

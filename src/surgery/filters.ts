@@ -7,11 +7,10 @@
  * Surgery works on a copy; the input model is never changed. Nothing is written until the whole
  * rewrite has succeeded, so a graph whose channel axis cannot be followed leaves no output file.
  */
-import { clone } from '@bufbuild/protobuf';
 import {
   GraphError,
   GraphIndex,
-  ModelProtoSchema,
+  cloneModel,
   makeInt64Tensor,
   makeNode,
   intsAttr,
@@ -146,7 +145,7 @@ function filterCount(index: GraphIndex, conv: NodeProto): number | undefined {
  */
 export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], options: PruneFiltersOptions = {}): SurgeryResult {
   const scope = options.scope ?? 'block';
-  const proto = clone(ModelProtoSchema, model.proto);
+  const { proto } = cloneModel(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const keeps = new Map<NodeProto, { keep: number[]; tap: string }>();
   for (const k of keepSets) {
@@ -187,7 +186,7 @@ export function removeFilterSets(
   keeps: Readonly<Record<string, readonly number[]>>,
   options: Pick<PruneFiltersOptions, 'allowZeroPad'> = {},
 ): SurgeryResult {
-  const proto = clone(ModelProtoSchema, model.proto);
+  const { proto } = cloneModel(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const byConv = new Map<NodeProto, number[]>();
   for (const [convNodeName, keepIndices] of Object.entries(keeps)) {

@@ -5,9 +5,8 @@
  * that carries the head count or the attention width. A block that keeps no head loses its
  * attention branch; its residual Add then adds the output-projection bias alone.
  */
-import { clone } from '@bufbuild/protobuf';
-import { GraphError, GraphIndex, ModelProtoSchema, attrInts, getAttr, makeInt64Tensor, readInts, removeDeadCode, setRecordedDim, sortGraph, type NodeProto } from '../../onnx/index.js';
-import type { OnnxModel } from '../../onnx/io.js';
+import { GraphError, GraphIndex, attrInts, getAttr, makeInt64Tensor, readInts, removeDeadCode, setRecordedDim, sortGraph, type NodeProto } from '../../onnx/index.js';
+import { cloneModel, type OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { matchAttention, type AttentionLayout, type AttentionMatch } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
@@ -24,11 +23,6 @@ export interface HeadPruneRecord {
   branchDropped: boolean;
   /** Nodes added (new Concat targets for Reshapes with run-time shapes). */
   addedNodes: string[];
-}
-
-/** A deep copy of the model (tensor bytes shared, never edited in place by surgery). */
-export function cloneModel(model: OnnxModel): OnnxModel {
-  return { proto: clone(ModelProtoSchema, model.proto), baseDir: model.baseDir };
 }
 
 /**

@@ -4,6 +4,6 @@
  * on the ONNX graph only; knows nothing of images or calibration.
  */
 export { findAttentionBlocks, matchAttention, type AttentionBlock, type AttentionLayout } from './attention.js';
-export { pruneHeads, cloneModel, type HeadPruneRecord } from './heads.js';
+export { pruneHeads, type HeadPruneRecord } from './heads.js';
 export { prunePatchChannels, type PatchPruneRecord } from './patch.js';
 export { pruneVit, pruneVitStaged, type VitPattern, type VitPruneOptions, type VitPruneResult } from './patterns.js';

@@ -8,7 +8,7 @@
 import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, removeDeadCode, tensorDims, type NodeProto } from '../../onnx/index.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
-import { cloneModel } from './heads.js';
+import { cloneModel } from '../../onnx/io.js';
 import { resolveConstant } from './linear.js';
 import { ownConstantInput, sliceTensorAxis } from '../common.js';
 
