@@ -76,6 +76,7 @@ describe.skipIf(!haveData)('skewPrune end to end (shared PAD-UFES-20 images)', (
         expect(r.report.evaluation!.after[k].estimate).toBe(alone.metrics[k]);
         expect(r.report.evaluation!.after[k].lo).toBe(alone.intervals![k].lo);
       }
+      expect(r.report.evaluation!.bootstrap).toEqual({ resamples: 200, seed: 7, level: 0.95 });
       const orig = await evaluate(modelPath, test!, { bootstrap: false });
       expect(r.report.evaluation!.before.accuracy.estimate).toBe(orig.metrics.accuracy);
     });

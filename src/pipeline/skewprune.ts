@@ -21,7 +21,7 @@ import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/ind
 import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
 import { evaluatePair, type PairResult } from '../eval/index.js';
 import { graphCost, compareLatency, type GraphCost } from '../metrics/index.js';
-import type { BootstrapOptions, Interval } from '../metrics/bootstrap.js';
+import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions, type Interval } from '../metrics/bootstrap.js';
 import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
 import { resolveSource } from '../calibration/source.js';
 import { imageFileBatches, recoverPruned, type RecoveryMethod, type RecoveryOptions, type RecoveryResult } from '../recovery/index.js';
@@ -270,6 +270,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     latency,
     evaluation,
     evaluationName: options.evaluation ? `${options.evaluation.name}` : undefined,
+    bootstrap: options.bootstrap,
     timings,
   });
   if (recovery) {
@@ -310,6 +311,7 @@ interface ReportInput {
   latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs']; ratio?: Record<string, number> };
   evaluation?: PairResult;
   evaluationName?: string;
+  bootstrap?: BootstrapOptions | false;
   timings: Record<string, number>;
 }
 
@@ -353,7 +355,6 @@ function buildReport(r: ReportInput): PruneReport {
     }
     const diff: Record<string, Estimate> = {};
     for (const [k, v] of Object.entries(differences ?? {})) diff[k] = { estimate: v.estimate, lo: v.lo, hi: v.hi };
-    const anyInterval = Object.values(a.intervals ?? {})[0];
     evaluation = {
       images: r.evaluationName ?? 'evaluation set',
       count: a.labels.length,
@@ -361,7 +362,11 @@ function buildReport(r: ReportInput): PruneReport {
       before: beforeE,
       after: afterE,
       difference: diff,
-      bootstrap: { resamples: anyInterval ? 1000 : 0, seed: 20250101, level: anyInterval?.level ?? 0.95 },
+      // The settings the intervals were computed with (none when bootstrap was turned off).
+      bootstrap:
+        r.bootstrap === false
+          ? { resamples: 0, seed: 0, level: 0 }
+          : { resamples: r.bootstrap?.resamples ?? DEFAULT_RESAMPLES, seed: r.bootstrap?.seed ?? DEFAULT_BOOTSTRAP_SEED, level: r.bootstrap?.level ?? 0.95 },
     };
   }
   const notes: string[] = [];
