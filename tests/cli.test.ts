@@ -4,7 +4,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync, copyFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,16 @@ describe('fairprune prune', () => {
     const r = run('prune', fixture, '-c', images, '--ep', 'tpu');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("unknown execution provider 'tpu'");
+  });
+});
+
+describe('fairprune bin', () => {
+  it('runs when started through a symlink, as npm installs it in node_modules/.bin', () => {
+    const link = join(tmp, 'fairprune-link');
+    symlinkSync(bin, link);
+    const r = spawnSync(process.execPath, [link, '--version'], { cwd: tmp, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
   });
 });
 

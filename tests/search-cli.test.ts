@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readPadUfes20, resolveDataRoot, loadModel, createRuntime } from '../src/index.js';
-import { main } from '../src/cli/main.js';
+import { main } from '../src/cli/program.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const haveData = existsSync(join(resolveDataRoot(), 'pad-ufes-20', 'metadata.csv'));

@@ -1,0 +1,73 @@
+/** `fairprune search`: REINFORCE search over SkewPrune configurations; writes the chosen model. */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadModel, saveModel } from '../../onnx/io.js';
+import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
+import { datasetFromSpec } from '../datasets.js';
+import { CliError } from '../errors.js';
+import type { GlobalOptions } from '../options.js';
+import { defaultOutput, writeAtomic, writeReports } from '../output.js';
+
+export interface SearchOptions {
+  data: string;
+  candidates: number;
+  seconds?: number;
+  seed: number;
+  preset: 'fair' | 'acc';
+  ac?: number;
+  space?: string;
+  log?: string;
+  random: boolean;
+  out?: string;
+  report?: string;
+  batchSize: number;
+  ep: ExecutionProvider[];
+  force?: boolean;
+}
+
+export async function search(modelPath: string, o: SearchOptions, g: GlobalOptions): Promise<void> {
+  const out = o.out ?? defaultOutput(modelPath, 'searched');
+  if (existsSync(out) && !o.force) throw new CliError(`${out} already exists; pass --force to replace it`);
+  const readJson = (file: string, what: string) => {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new CliError(`${what} ${file}: ${(e as Error).message}`);
+    }
+  };
+  const space = o.space ? (readJson(o.space, 'search space') as SearchSpace) : undefined;
+  const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'search log') as SearchLog) : undefined;
+  const result = await skewSearch(loadModel(modelPath), {
+    data: datasetFromSpec(o.data, g.dataRoot),
+    space,
+    budget: { candidates: o.candidates, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) },
+    seed: o.seed,
+    reward: { preset: o.preset, ...(o.ac !== undefined ? { AC: o.ac } : {}) },
+    randomBaseline: o.random,
+    resume,
+    batchSize: o.batchSize,
+    executionProviders: o.ep,
+    name: basename(modelPath),
+    onStage: (m) => !g.json && console.error(m),
+    onCandidate: (e, log, best) => {
+      if (o.log) writeAtomic(o.log, JSON.stringify(log), true);
+      if (!g.json) console.error(`${e.search} #${e.index}: reward ${e.score.reward.toFixed(4)} (A ${e.score.accuracy.toFixed(3)}, U ${e.score.unfairness.toFixed(4)})${e.cached ? ' cached' : ''}; best ${best.toFixed(4)}`);
+    },
+  });
+  saveModel(result.chosen.model, out, { overwrite: !!o.force });
+  result.report.model.output = out;
+  const files = o.report ? writeReports(o.report, [result.report], !!o.force) : undefined;
+  const s = result.summary;
+  if (g.json) console.log(JSON.stringify({ output: out, summary: s, files }));
+  else {
+    const line = (name: string, p: { accuracy: number; unfairness: number; reward: number; description?: string }) =>
+      console.log(`${name.padEnd(16)} reward ${p.reward.toFixed(4)}  A ${p.accuracy.toFixed(3)}  U ${p.unfairness.toFixed(4)}${p.description ? `  ${p.description}` : ''}`);
+    console.log(`validation (reward ${s.reward.alpha}*A - ${s.reward.beta}*U, AC ${s.reward.AC.toFixed(3)}):`);
+    line('unpruned', s.original);
+    line('plain SkewPrune', s.default);
+    line('chosen', s.chosen);
+    if (s.randomBest) line('random best', s.randomBest);
+    console.log(`wrote ${out}${files ? `, ${files.json}, ${files.html}` : ''}`);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The `fairprune` command line: declares every command and its options, and loads a command's
+ * module (and with it onnxruntime, sharp and the library) only when that command runs, so
+ * `--help`, `--version` and usage errors stay fast. Every failure ends in one line on stderr and a
+ * non-zero exit.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { floatOption, intOption, providers, recoveryMethods, type GlobalOptions } from './options.js';
+
+/** dist/cli/ (or src/cli/) is two levels below the package root. */
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  const globals = () => program.opts<GlobalOptions>();
+  program
+    .name('fairprune')
+    .description('Make a trained ONNX skin-lesion classifier fairer across skin tones and smaller (SkewPrune).')
+    .version(packageVersion())
+    .option('--data-root <dir>', 'folder holding the datasets (default $FAIRPRUNE_DATA or ../shared/datasets)')
+    .option('--json', 'machine-readable JSON on stdout')
+    .exitOverride();
+
+  program
+    .command('prune')
+    .description('calibrate, prune by median skewness, measure, and write the pruned model and report')
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-c, --calibration <source>', 'folder of images, or a dataset spec such as pad-ufes-20:train')
+    .option('-o, --out <file>', 'pruned model path (default <model>.pruned.onnx)')
+    .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads, staged (ViT)')
+    .option('--scope <scope>', 'CNN filter scope: block (paper) or last', 'block')
+    .option('-t, --threshold <t>', 'keep units with median skewness above this', floatOption, 0)
+    .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('--strict', 'fail instead of falling back to CPU')
+    .option('-e, --eval <dataset>', 'evaluate before and after on a labelled dataset, e.g. pad-ufes-20:test')
+    .option('--latency', 'measure onnxruntime latency before and after')
+    .option('--report <dir>', 'write report.json and report.html here')
+    .option('--recovery <methods>', 'training-free recovery after pruning, not part of SkewPrune: bias, lstsq, refit (comma list; refit needs a labelled calibration dataset)', recoveryMethods)
+    .option('--external-data', 'store large weights in <out>.data beside the model')
+    .option('-f, --force', 'replace existing output files')
+    .action(async (model: string, o) => (await import('./commands/prune.js')).prune(model, o, globals()));
+
+  program
+    .command('eval')
+    .description('evaluate one model, or two on the same images with paired bootstrap intervals')
+    .argument('<model>', 'ONNX model')
+    .argument('[other]', 'second model to compare on the same images')
+    .option('-d, --data <dataset>', 'labelled dataset spec', 'pad-ufes-20:test')
+    .option('-b, --batch-size <n>', 'images per run', intOption('--batch-size'), 16)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('--strict', 'fail instead of falling back to CPU')
+    .option('--resamples <n>', 'bootstrap resamples', intOption('--resamples'), 1000)
+    .option('--seed <n>', 'bootstrap seed', intOption('--seed'), 20250101)
+    .action(async (a: string, b: string | undefined, o) => (await import('./commands/eval.js')).evalCommand(a, b, o, globals()));
+
+  program
+    .command('inspect')
+    .description('taps, attention blocks and cost of a model')
+    .argument('<model>', 'ONNX model')
+    .action(async (model: string) => (await import('./commands/inspect.js')).inspect(model, globals()));
+
+  program
+    .command('search')
+    .description('search SkewPrune configurations (REINFORCE, BiaslessNAS Eq. 2 reward on the validation split) and write the chosen pruned model')
+    .argument('<model>', 'ONNX model file')
+    .option('-d, --data <dataset>', 'labelled dataset with train/val/test splits', 'pad-ufes-20')
+    .option('-n, --candidates <n>', 'candidates per search (plain SkewPrune is the first)', intOption('--candidates'), 60)
+    .option('--seconds <s>', 'stop starting candidates after this many seconds', floatOption)
+    .option('--seed <n>', 'seed of the controller, the random baseline and the BGM draws', intOption('--seed'), 1)
+    .option('--preset <name>', 'reward preset: fair (alpha 0.2, beta 0.8) or acc (0.8, 0.2)', 'fair')
+    .option('--ac <a>', 'accuracy constraint AC (default: unpruned validation accuracy - 0.05)', floatOption)
+    .option('--space <file>', 'search space JSON (default: the model\'s default space)')
+    .option('--log <file>', 'JSON log of every candidate, written after each; an existing log is resumed')
+    .option('--no-random', 'skip the random-search baseline')
+    .option('-o, --out <file>', 'chosen pruned model (default <model>.searched.onnx)')
+    .option('--report <dir>', 'write report.json and report.html (with the Pareto chart) here')
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('-f, --force', 'replace existing output files')
+    .action(async (model: string, o) => (await import('./commands/search.js')).search(model, o, globals()));
+
+  program
+    .command('demo')
+    .description('prune the two bundled models with the shared PAD-UFES-20 images and write the report')
+    .option('-o, --out <dir>', 'folder for the pruned models and the report', 'report')
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('--no-latency', 'skip the latency measurement')
+    .action(async (o) => (await import('./commands/demo.js')).demo(o, globals()));
+
+  return program;
+}
+
+/** Runs the command line `argv` (as process.argv: node, script, args...) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return e.exitCode;
+    }
+    const msg = (e as Error).message?.split('\n')[0] ?? String(e);
+    console.error(`fairprune: error: ${msg}`);
+    if (process.env.FAIRPRUNE_DEBUG) console.error(e);
+    return 1;
+  }
+}
