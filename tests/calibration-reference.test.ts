@@ -49,8 +49,13 @@ for (const c of cases) {
         : undefined;
 
   describe.skipIf(!!missing)(`calibration vs torch+scipy reference: ${c.name}${missing ? ` [skipped: ${missing}]` : ''}`, () => {
-    it('medians match to 1e-4, keep sets are identical', async () => {
-      const r = await calibrate(loadModel(modelPath!), files, { kind: c.kind, batchSize: 8 });
+    it('medians match to 1e-4, keep sets are identical, with moments in the graph and with the JS kernel', async () => {
+      const model = loadModel(modelPath!);
+      const r = await calibrate(model, files, { kind: c.kind, batchSize: 8 });
+      const js = await calibrate(model, files, { kind: c.kind, batchSize: 8, moments: 'js' });
+      expect(r.taps.every((t) => t.moments === 'graph-float64') && js.taps.every((t) => t.moments === 'js')).toBe(true);
+      // In-graph float64 moments and the float64 JS kernel on the same maps: equal to rounding.
+      r.taps.forEach((t, ti) => t.perImage.forEach((row, u) => row.forEach((v, i) => expect(Math.abs(v - js.taps[ti].perImage[u][i])).toBeLessThan(1e-9 * Math.max(1, Math.abs(v))))));
       // Same preprocessing as the reference (the model's metadata recipe).
       expect(r.preprocess).toMatchObject(ref!.preprocess as object);
       expect(r.images).toHaveLength(ref!.images.length);
@@ -66,6 +71,7 @@ for (const c of cases) {
           expect(Math.abs(t.medians[u] - m)).toBeLessThanOrEqual(1e-4);
         });
         expect(keepSets[ti].keep).toEqual(rt.keep);
+        expect(keepSetsFromMedians(js, { threshold: ref!.threshold, minKeep: 0 }).keepSets[ti].keep).toEqual(rt.keep);
       });
       console.log(`${c.name}: ${r.taps.length} taps, largest |median difference| ${worst.toExponential(2)}`);
     });

@@ -3,7 +3,7 @@
  * onnxruntime, and reduce every tapped map to per-unit median skewness and keep sets.
  * Knows nothing of surgery: its output is the KeepSet contract of src/core/keep.ts.
  */
-export { skewness, skewnessOnePass, median, reduceBatch, CONSTANT_REL, CONSTANT_ABS, type NumericArray } from './skewness.js';
+export { skewness, skewnessOnePass, skewnessFromMoments, median, reduceBatch, reduceMoments, CONSTANT_REL, CONSTANT_ABS, type NumericArray } from './skewness.js';
 export { discoverTaps, opTypeCounts, NoTapError, type Tap, type TapLayout, type TapSelection } from './taps.js';
 export { resolveSource, preprocessFor, CalibrationSourceError, type CalibrationItem, type CalibrationSource } from './source.js';
 export {
@@ -16,4 +16,5 @@ export {
   type CalibrationResult,
   type TapStatistics,
 } from './runner.js';
+export { withCalibrationOutputs, inGraphUnsupported, type MomentPrecision, type MomentOutputs } from './moments.js';
 export { keepSetFromMedians, keepSetsFromMedians, type KeepRule, type KeepDecision } from './keep.js';

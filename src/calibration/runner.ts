@@ -9,7 +9,8 @@ import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
 import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './taps.js';
 import { preprocessFor, resolveSource, type CalibrationItem, type CalibrationSource } from './source.js';
-import { median, reduceBatch } from './skewness.js';
+import { median, reduceBatch, reduceMoments } from './skewness.js';
+import { inGraphUnsupported, withCalibrationOutputs, type MomentPrecision } from './moments.js';
 
 export interface CalibrationProgress {
   /** Batches done, and in all (an upper bound when images are skipped). */
@@ -47,6 +48,15 @@ export interface CalibrationOptions {
   onProgress?: (p: CalibrationProgress) => void;
   /** Also collect the model's first output (logits) for every image, in image order. */
   collectLogits?: boolean;
+  /**
+   * Where the per-map moments are computed (default 'graph'): 'graph' adds ReduceMean nodes to the
+   * tapped model so only [B, units] moments leave onnxruntime; 'js' fetches every map and reduces
+   * it with the JS kernel (the reference). A tap the graph path cannot serve falls back to 'js'
+   * (TapStatistics.moments says which ran).
+   */
+  moments?: 'graph' | 'js';
+  /** Accumulation type of in-graph moments (default 'float64'; the JS kernel always uses float64). */
+  momentPrecision?: MomentPrecision;
 }
 
 export interface TapStatistics {
@@ -63,6 +73,10 @@ export interface TapStatistics {
   perImage: Float64Array[];
   /** Per-unit medians over the images of each group, when the source gives groups. */
   perGroupMedians?: Record<string, Float64Array>;
+  /** Where the moments were computed: in the graph (with its precision), or by the JS kernel. */
+  moments: 'graph-float64' | 'graph-float32' | 'js';
+  /** Why a tap asked for in-graph moments ran on the JS kernel instead. */
+  momentsFallback?: string;
 }
 
 export interface CalibrationResult {
@@ -216,9 +230,10 @@ function planRun(m: OnnxModel, input: ModelInput, options: CalibrationOptions): 
 /** Taps to measure: the explicit list (names resolved against the graph) or discovery. */
 function selectTaps(model: OnnxModel, options: CalibrationOptions): Tap[] {
   if (!options.taps) return discoverTaps(model, options.kind ?? 'auto');
-  const known = discoverTaps(model, 'auto');
+  let known: Tap[] | undefined;
   return options.taps.map((t) => {
     if (typeof t !== 'string') return t;
+    known ??= discoverTaps(model, 'auto');
     const found = known.find((k) => k.value === t);
     if (!found) throw new GraphError(`'${t}' is not a tap of this model; its taps are: ${known.map((k) => k.value).join(', ')}`);
     return found;
@@ -252,7 +267,23 @@ async function runCalibration(
   const { taps, inputName } = plan;
   const timing = { sessionMs: 0, waitMs: 0, inferenceMs: 0, statisticsMs: 0 };
   let t0 = performance.now();
-  const rt = await createRuntime(withTapOutputs(m, taps), {
+  const precision = options.momentPrecision ?? 'float64';
+  if (precision !== 'float64' && precision !== 'float32') throw new RangeError(`momentPrecision must be 'float64' or 'float32', got '${String(precision)}'`);
+  const mode = options.moments ?? 'graph';
+  if (mode !== 'graph' && mode !== 'js') throw new RangeError(`moments must be 'graph' or 'js', got '${String(mode)}'`);
+  const fallback = new Map<Tap, string>();
+  if (mode === 'graph') {
+    for (const t of taps) {
+      const why = inGraphUnsupported(m, t);
+      if (why) fallback.set(t, why);
+    }
+  }
+  const inGraph = mode === 'graph' ? taps.filter((t) => !fallback.has(t)) : [];
+  const asMaps = taps.filter((t) => !inGraph.includes(t));
+  const collectLogits = !!(options.collectLogits && plan.logitsName);
+  const tapped = withCalibrationOutputs(m, inGraph, asMaps, precision, collectLogits ? [plan.logitsName!] : []);
+  const momentsOf = new Map(tapped.moments.map((o) => [o.tap, o]));
+  const rt = await createRuntime(tapped.model, {
     executionProviders: options.executionProviders,
     strict: options.strict,
     warn: options.warn,
@@ -269,8 +300,9 @@ async function runCalibration(
     const skipped: { image: string; reason: string }[] = [];
     const logitChunks: Float32Array[] = [];
     let logitDims: number[] = [];
-    const collectLogits = !!(options.collectLogits && plan.logitsName);
-    const outputNames = [...new Set([...taps.map((t) => t.value), ...(collectLogits ? [plan.logitsName!] : [])])];
+    const outputNames = [
+      ...new Set([...tapped.moments.flatMap((o) => [o.mean, o.m2, o.m3, o.dims]), ...tapped.maps.values(), ...tapped.extras.values()]),
+    ];
 
     let pending = decodeNext();
     for (let batch = 1; ; batch++) {
@@ -291,20 +323,26 @@ async function runCalibration(
         timing.inferenceMs += t1 - t0;
         const first = measured.length;
         taps.forEach((tap, ti) => {
-          const t = out[tap.value];
-          if (t.type !== 'float32') throw new TapShapeError(`tap '${tap.value}' is ${t.type}; calibration reads float32 maps`);
-          const shape = tapShape(tap, t.dims as readonly number[], rows);
+          const mo = momentsOf.get(tap);
+          const t = mo ? undefined : out[tapped.maps.get(tap.value)!];
+          const dims = mo ? Array.from(out[mo.dims].data as BigInt64Array, Number) : (t!.dims as readonly number[]);
+          const shape = tapShape(tap, dims, rows);
           let store = stores[ti];
           if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
           else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
             throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
           }
           // Padding rows of a fixed-batch model are not measured.
-          const data = (t.data as Float32Array).subarray(0, count * shape.units * shape.mapSize);
-          reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
+          if (mo) {
+            const [mean, m2, m3] = [mo.mean, mo.m2, mo.m3].map((name) => out[name].data as Float64Array | Float32Array);
+            reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first);
+          } else {
+            const data = (t!.data as Float32Array | Float64Array).subarray(0, count * shape.units * shape.mapSize);
+            reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
+          }
         });
         if (collectLogits) {
-          const l = out[plan.logitsName!];
+          const l = out[tapped.extras.get(plan.logitsName!)!];
           const per = (l.data as Float32Array).length / rows;
           logitDims = (l.dims as readonly number[]).slice(1);
           logitChunks.push((l.data as Float32Array).slice(0, count * per));
@@ -324,7 +362,9 @@ async function runCalibration(
       const s = stores[ti]!;
       const perImage = Array.from({ length: s.units }, (_, u) => s.values.subarray(u * total, u * total + n));
       const medians = Float64Array.from(perImage, (row) => median(row));
-      const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage };
+      const moments = momentsOf.has(tap) ? (`graph-${precision}` as const) : 'js';
+      const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage, moments };
+      if (fallback.has(tap)) stats.momentsFallback = fallback.get(tap);
       if (hasGroups) {
         stats.perGroupMedians = {};
         for (const g of groupNames) {

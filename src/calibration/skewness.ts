@@ -38,9 +38,16 @@ export function skewness(values: NumericArray, offset = 0, length = values.lengt
     s2 += d2;
     s3 += d2 * d;
   }
-  const m2 = s2 / length;
+  return skewnessFromMoments(mean, s2 / length, s3 / length);
+}
+
+/**
+ * g1 = m3 / m2^(3/2) from a map's mean and centred second and third moments, 0 for a constant map
+ * (m2 <= 1e-12 * mean^2 + 1e-30). Shared by the JS kernel and the in-graph moments (moments.ts).
+ */
+export function skewnessFromMoments(mean: number, m2: number, m3: number): number {
   if (m2 <= CONSTANT_REL * mean * mean + CONSTANT_ABS) return 0;
-  return s3 / length / (m2 * Math.sqrt(m2));
+  return m3 / (m2 * Math.sqrt(m2));
 }
 
 /**
@@ -87,6 +94,33 @@ export function reduceBatch(
   for (let b = 0; b < batch; b++) {
     for (let u = 0; u < units; u++) {
       out[u * stride + firstImage + b] = skewness(data, (b * units + u) * plane, plane);
+    }
+  }
+}
+
+/**
+ * Skewness of every (image, unit) map from moments computed in the graph: `mean`, `m2`, `m3` hold
+ * batch x units values, image-major (index b * units + u, any trailing 1-dims of the mean
+ * ignored); written as out[u * stride + firstImage + b] like {@link reduceBatch}.
+ */
+export function reduceMoments(
+  mean: NumericArray,
+  m2: NumericArray,
+  m3: NumericArray,
+  batch: number,
+  units: number,
+  out: Float64Array,
+  stride: number,
+  firstImage: number,
+): void {
+  const n = batch * units;
+  if (mean.length < n || m2.length < n || m3.length < n) {
+    throw new RangeError(`moments of ${Math.min(mean.length, m2.length, m3.length)} maps for ${batch} x ${units}`);
+  }
+  for (let b = 0; b < batch; b++) {
+    for (let u = 0; u < units; u++) {
+      const k = b * units + u;
+      out[u * stride + firstImage + b] = skewnessFromMoments(mean[k], m2[k], m3[k]);
     }
   }
 }
