@@ -62,5 +62,15 @@ export class OutputExistsError extends OnnxError {
   }
 }
 
+/** An output path that cannot be written as asked: a folder, outside the model's folder, or a file the model reads. */
+export class OutputPathError extends OnnxError {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+  }
+}
+
 /** A graph does not have the structure an operation needs; names the node or value. */
 export class GraphError extends OnnxError {}

@@ -7,3 +7,5 @@ export * from './proto.js';
 export * from './io.js';
 export * from './tensor.js';
 export * from './graph.js';
+export { resolveInside, LocationError } from './paths.js';
+export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './files.js';

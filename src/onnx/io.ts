@@ -5,12 +5,14 @@
  * Saving streams the message to disk: each large raw_data is written straight from its buffer
  * (no second copy of the weights), so saving a 500 MB model costs little more memory than holding it.
  */
-import { readFileSync, statSync, openSync, writeSync, closeSync, renameSync, unlinkSync, realpathSync, existsSync, fsyncSync } from 'node:fs';
-import { basename, dirname, resolve, join } from 'node:path';
+import { statSync, openSync, readSync, fstatSync, closeSync, unlinkSync, realpathSync, existsSync, constants as fsConstants, type Stats } from 'node:fs';
+import { basename, dirname, resolve, join, relative, isAbsolute, sep } from 'node:path';
 import { clone, fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
-import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, UnsupportedIrVersionError } from './errors.js';
+import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
+import { LocationError, resolveInside } from './paths.js';
+import { TempFile, sweepStaleTemps } from './files.js';
 import { isExternal, rawByteLength, readExternalBytes, setExternal, tensorBytes } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
@@ -43,9 +45,15 @@ export interface LoadOptions {
   name?: string;
   /** Check at load time that every external-data file exists and is long enough (default true). */
   checkExternalData?: boolean;
+  /** Largest model file read (default and most: 2 GiB - 1, protobuf's limit for one message). */
+  maxBytes?: number;
 }
 
-/** Loads a model from a path or from bytes. Errors name the file and what is wrong. */
+/**
+ * Loads a model from a path or from bytes. Errors name the file and what is wrong. A path must be
+ * a regular file no larger than one protobuf message can be (2 GiB); its size is checked before
+ * any byte is read, so `/dev/zero`, a FIFO or a huge sparse file fail at once.
+ */
 export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): OnnxModel {
   let bytes: Uint8Array;
   let path: string | undefined;
@@ -53,12 +61,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   if (typeof source === 'string') {
     path = resolve(source);
     name = source;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new OnnxFormatError(name, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder' : (e as Error).message);
-    }
+    bytes = readModelFile(path, name, options.maxBytes ?? PROTOBUF_LIMIT);
   } else {
     bytes = source;
     name = options.name ?? '<bytes>';
@@ -67,6 +70,46 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   const model: OnnxModel = { proto, path, baseDir: options.baseDir ?? (path ? dirname(path) : undefined) };
   if (options.checkExternalData ?? true) checkExternalData(model, name);
   return model;
+}
+
+function readModelFile(path: string, name: string, maxBytes: number): Uint8Array {
+  const fail = (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new OnnxFormatError(name, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder' : code === 'ELOOP' ? 'symlink loop' : (code ?? (e as Error).message));
+  };
+  // stat before open: opening a FIFO for reading would block until a writer comes.
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    return fail(e);
+  }
+  const kind = (s: Stats) => (s.isDirectory() ? 'is a folder' : s.isFile() ? '' : s.isCharacterDevice() || s.isBlockDevice() ? 'is a device, not a regular file' : s.isFIFO() ? 'is a pipe, not a regular file' : 'is not a regular file');
+  if (kind(st)) throw new OnnxFormatError(name, kind(st));
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    return fail(e);
+  }
+  try {
+    // Checked again on the open file: the path may have been swapped since the stat.
+    const fst = fstatSync(fd);
+    if (kind(fst)) throw new OnnxFormatError(name, kind(fst));
+    if (fst.size > maxBytes) {
+      throw new OnnxFormatError(name, `the file has ${fst.size} bytes, over the ${maxBytes}-byte limit of one ONNX protobuf message (weights beyond it must be stored as external data)`);
+    }
+    const out = Buffer.allocUnsafe(fst.size);
+    let done = 0;
+    while (done < out.byteLength) {
+      const n = readSync(fd, out, done, out.byteLength - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === out.byteLength ? out : out.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Decodes and validates a ModelProto. */
@@ -107,17 +150,38 @@ function* allTensors(graph: GraphProto): Generator<TensorProto> {
   }
 }
 
-function checkExternalData(model: OnnxModel, name: string): void {
-  if (!model.proto.graph) return;
+/** Each external-data file the model reads, resolved inside its folder (real paths). */
+export function externalDataFiles(model: OnnxModel, name = model.path ?? '<model>'): Map<string, TensorProto[]> {
+  const files = new Map<string, TensorProto[]>();
+  if (!model.proto.graph) return files;
   for (const t of allTensors(model.proto.graph)) {
     if (!isExternal(t)) continue;
     const location = t.externalData.find((e) => e.key === 'location')?.value;
+    if (!location) throw new ExternalDataError(name, t.name, 'no location entry');
     if (!model.baseDir) throw new ExternalDataError(name, t.name, `stored in '${location}' but no baseDir was given`);
-    const file = resolve(model.baseDir, location ?? '');
-    if (!location || !existsSync(file)) throw new ExternalDataError(name, t.name, `file '${location}' not found beside the model (${file})`);
-    const offset = Number(t.externalData.find((e) => e.key === 'offset')?.value ?? '0');
+    let file: string;
+    try {
+      // Contained in the model's folder before anything is stat'ed: no oracle for outside files.
+      file = resolveInside(model.baseDir, location);
+    } catch (e) {
+      if (e instanceof LocationError) throw new ExternalDataError(name, t.name, e.message);
+      throw e;
+    }
+    const list = files.get(file) ?? [];
+    list.push(t);
+    files.set(file, list);
+  }
+  return files;
+}
+
+function checkExternalData(model: OnnxModel, name: string): void {
+  for (const [file, tensors] of externalDataFiles(model, name)) {
     const size = statSync(file).size;
-    if (offset + rawByteLength(t) > size) throw new ExternalDataError(name, t.name, `${file} has ${size} bytes, needs ${offset + rawByteLength(t)}`);
+    for (const t of tensors) {
+      const offset = Number(t.externalData.find((e) => e.key === 'offset')?.value ?? '0');
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new ExternalDataError(name, t.name, `bad offset '${t.externalData.find((e) => e.key === 'offset')?.value}'`);
+      if (offset + rawByteLength(t) > size) throw new ExternalDataError(name, t.name, `${file} has ${size} bytes, needs ${offset + rawByteLength(t)}`);
+    }
   }
 }
 
@@ -151,64 +215,116 @@ export function serializeModel(model: OnnxModel, name = model.path ?? '<model>')
 }
 
 /**
- * Saves atomically: writes `<path>.tmp-<pid>` then renames it over `path`. Refuses to replace an
- * existing file (or the model's own source) unless `overwrite` is set. External data, if any, is
- * written to its own temp file and renamed first.
+ * Saves atomically: writes a temp file beside `path` (and one beside the external-data file),
+ * fsyncs, then publishes the data file and the model. Without `overwrite` an existing model or
+ * data file is refused, and publishing is exclusive (two writers to one target: one wins, the
+ * other gets OutputExistsError). A file the model itself reads its weights from is never written
+ * over, `overwrite` or not. Nothing is left behind on error or on SIGINT/SIGTERM; temp files of
+ * dead processes in the folder are swept first.
  */
 export function saveModel(model: OnnxModel, path: string, options: SaveOptions = {}): void {
+  const overwrite = options.overwrite ?? false;
   const target = resolve(path);
-  if (existsSync(target) && !options.overwrite) {
-    const same = model.path && existsSync(model.path) && realpathSync(model.path) === realpathSync(target);
-    throw new OutputExistsError(path, same ? 'is the model\'s own input file' : 'already exists');
+  const dir = dirname(target);
+  const reads = externalDataFiles(model);
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : join(existsSync(dirname(p)) ? realpathSync(dirname(p)) : dirname(p), basename(p)));
+  if (existsSync(target)) {
+    if (statSync(target).isDirectory()) throw new OutputPathError(path, 'is a folder');
+    if (reads.has(real(target))) throw new OutputPathError(path, 'is an external-data file the model being saved reads its weights from');
+    if (!overwrite) {
+      const same = model.path && existsSync(model.path) && realpathSync(model.path) === realpathSync(target);
+      throw new OutputExistsError(path, same ? "is the model's own input file" : 'already exists');
+    }
   }
-  const dataName = options.externalDataFile ?? `${basename(target)}.data`;
-  const externalize = options.externalDataThreshold !== undefined ? { threshold: options.externalDataThreshold, location: dataName } : undefined;
-  const tmp = `${target}.tmp-${process.pid}`;
-  const dataTarget = join(dirname(target), dataName);
-  const dataTmp = `${dataTarget}.tmp-${process.pid}`;
-  let dataFd: number | undefined;
-  let fd: number | undefined;
+  const externalize = options.externalDataThreshold !== undefined;
+  if (externalize && !(typeof options.externalDataThreshold === 'number' && options.externalDataThreshold >= 0)) {
+    throw new OutputPathError(path, `externalDataThreshold must be a number of bytes >= 0, got ${String(options.externalDataThreshold)}`);
+  }
+  const dataName = externalize ? externalDataName(target, path, options.externalDataFile) : undefined;
+  const dataTarget = dataName ? join(dir, dataName) : undefined;
+  if (dataTarget) {
+    if (reads.has(real(dataTarget))) {
+      throw new OutputPathError(dataTarget, 'is an external-data file the model being saved reads its weights from; choose another externalDataFile');
+    }
+    if (existsSync(dataTarget)) {
+      if (statSync(dataTarget).isDirectory()) throw new OutputPathError(dataTarget, 'is a folder');
+      if (!overwrite) throw new OutputExistsError(dataTarget, 'already exists (the external-data file of the output)');
+    }
+  }
+  sweepStaleTemps(dir);
+  if (dataTarget && dirname(dataTarget) !== dir) sweepStaleTemps(dirname(dataTarget));
+  let data: TempFile | undefined;
+  let main: TempFile | undefined;
+  let dataPublished = false;
   try {
     let dataOffset = 0;
-    const sink = externalize
-      ? (bytes: Uint8Array): number => {
-          dataFd ??= openSync(dataTmp, 'w');
-          // Keep each tensor 64-byte aligned in the data file, as onnx's own writer does (mmap-friendly).
-          const pad = (64 - (dataOffset % 64)) % 64;
-          if (pad) writeAll(dataFd, new Uint8Array(pad));
-          dataOffset += pad;
-          const at = dataOffset;
-          writeAll(dataFd, bytes);
-          dataOffset += bytes.byteLength;
-          return at;
-        }
-      : undefined;
-    const chunks = encodeChunks(model, externalize && sink ? { ...externalize, sink } : undefined);
+    const ext: Externalize | undefined =
+      dataName !== undefined
+        ? {
+            threshold: options.externalDataThreshold!,
+            location: dataName,
+            sink: (bytes: Uint8Array): number => {
+              data ??= new TempFile(dataTarget!);
+              // Keep each tensor 64-byte aligned in the data file, as onnx's own writer does (mmap-friendly).
+              const pad = (64 - (dataOffset % 64)) % 64;
+              if (pad) data.write(new Uint8Array(pad));
+              dataOffset += pad;
+              const at = dataOffset;
+              data.write(bytes);
+              dataOffset += bytes.byteLength;
+              return at;
+            },
+          }
+        : undefined;
+    const chunks = encodeChunks(model, ext);
     const size = chunks.reduce((s, c) => s + c.byteLength, 0);
     if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(path, size);
-    fd = openSync(tmp, 'w');
-    for (const c of chunks) writeAll(fd, c);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    if (dataFd !== undefined) {
-      fsyncSync(dataFd);
-      closeSync(dataFd);
-      dataFd = undefined;
-      renameSync(dataTmp, dataTarget);
+    main = new TempFile(target);
+    for (const c of chunks) main.write(c);
+    main.finish();
+    if (data) {
+      (data as TempFile).publish(overwrite, dataTarget);
+      dataPublished = true;
     }
-    renameSync(tmp, target);
+    main.publish(overwrite, path);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    if (dataFd !== undefined) closeSync(dataFd);
-    for (const f of [tmp, dataTmp]) if (existsSync(f)) unlinkSync(f);
+    main?.discard();
+    (data as TempFile | undefined)?.discard();
+    // The data file was published exclusively by us but its model lost the race: take it back.
+    if (dataPublished && !overwrite && dataTarget) rmQuietly(dataTarget);
     throw e;
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+function rmQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * The external-data file's name relative to the model's folder: a relative path that stays in
+ * the folder (an absolute path inside it is made relative), never the model file itself.
+ */
+function externalDataName(target: string, display: string, requested: string | undefined): string {
+  const dir = dirname(target);
+  const name = requested ?? `${basename(target)}.data`;
+  const bad = (why: string) => new OutputPathError(display, `externalDataFile '${String(name)}' ${why}`);
+  if (typeof name !== 'string' || name === '' || name.includes('\0')) throw bad('is not a file name');
+  if (/[\\/]$/.test(name)) throw bad('names a folder');
+  const rel = relative(dir, resolve(dir, name));
+  if (rel === '' || rel === '.') throw bad("names the model's folder, not a file");
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw bad("is outside the model's folder (external data must sit beside the model)");
+  if (resolve(dir, rel) === target) throw bad('is the model file itself');
+  const parent = dirname(resolve(dir, rel));
+  if (!existsSync(parent) || !statSync(parent).isDirectory()) throw bad(`is in a folder that does not exist (${parent})`);
+  // A symlinked folder inside the model's folder must not lead the data file elsewhere.
+  const realDir = realpathSync(dir);
+  const realParent = realpathSync(parent);
+  if (realParent !== realDir && !realParent.startsWith(realDir + sep)) throw bad("leads outside the model's folder through a symlink");
+  return rel.split(sep).join('/');
 }
 
 /** Initializers at least this large are streamed as separate chunks instead of copied into one buffer. */

@@ -5,11 +5,11 @@
  * raw_data decoded from a file is a view into the file's buffer; a typed view is made in place
  * when the offset is aligned and a copy only when it is not. Hosts are little-endian (x86, Arm).
  */
-import { readSync, openSync, closeSync, fstatSync } from 'node:fs';
-import { resolve, isAbsolute, normalize, sep } from 'node:path';
+import { readSync, openSync, closeSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { create, clearField } from '@bufbuild/protobuf';
 import { DataLocation, DataType, StringStringEntryProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
 import { ExternalDataError, GraphError } from './errors.js';
+import { LocationError, resolveInside } from './paths.js';
 
 export type TensorArray =
   | Float32Array
@@ -97,10 +97,13 @@ export function readExternalBytes(t: TensorProto, baseDir: string | undefined, m
   const location = entry(t, 'location');
   if (!location) throw new ExternalDataError(modelFile, t.name, 'no location entry');
   if (!baseDir) throw new ExternalDataError(modelFile, t.name, `stored in '${location}' but the model was loaded from bytes without baseDir`);
-  if (isAbsolute(location) || normalize(location).split(sep).includes('..')) {
-    throw new ExternalDataError(modelFile, t.name, `location '${location}' points outside the model's folder`);
+  let path: string;
+  try {
+    path = resolveInside(baseDir, location);
+  } catch (e) {
+    if (e instanceof LocationError) throw new ExternalDataError(modelFile, t.name, e.message);
+    throw e;
   }
-  const path = resolve(baseDir, location);
   const offset = Number(entry(t, 'offset') ?? '0');
   const expected = rawByteLength(t);
   const lengthEntry = entry(t, 'length');
@@ -113,12 +116,15 @@ export function readExternalBytes(t: TensorProto, baseDir: string | undefined, m
   }
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NOFOLLOW: the resolved path has no symlink left; refuse one swapped in since.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (e) {
     throw new ExternalDataError(modelFile, t.name, `cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new ExternalDataError(modelFile, t.name, `${path} is not a regular file`);
+    const size = st.size;
     if (offset + length > size) {
       throw new ExternalDataError(modelFile, t.name, `${path} has ${size} bytes, needs ${offset + length}`);
     }
