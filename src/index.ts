@@ -9,11 +9,15 @@ export { skewSearch, defaultSearchSpace, defaultConfig, SearchSpaceError, type S
 
 // ONNX layer
 export { loadModel, saveModel, serializeModel, type OnnxModel, type LoadOptions, type SaveOptions } from './onnx/io.js';
-export { OnnxError, OnnxFormatError, UnsupportedIrVersionError, ExternalDataError, ModelTooLargeError, OutputExistsError, GraphError } from './onnx/errors.js';
+export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './onnx/files.js';
+export { OnnxError, OnnxFormatError, UnsupportedIrVersionError, ExternalDataError, ModelTooLargeError, OutputExistsError, OutputPathError, GraphError } from './onnx/errors.js';
 export { GraphIndex } from './onnx/graph.js';
 
 // Runtime
-export { createRuntime, type ExecutionProvider, type RuntimeOptions, type Runtime } from './runtime/session.js';
+export { createRuntime, ModelInputError, RuntimeRunError, type ExecutionProvider, type RuntimeOptions, type Runtime } from './runtime/session.js';
+
+// Option checks at the API boundary
+export { OptionError } from './core/options.js';
 
 // Data
 export { loadImageCHW, IMAGENET_PREPROCESS, validatePreprocess, ImageReadError, PREPROCESS_METADATA_KEY, CLASSES_METADATA_KEY, type Preprocess } from './data/preprocess.js';

@@ -5,6 +5,7 @@
  * model trained with torchvision-style preprocessing sees the same kind of input here. A model
  * may carry its own recipe in `metadata_props` under {@link PREPROCESS_METADATA_KEY}.
  */
+import { statSync } from 'node:fs';
 import sharp, { type KernelEnum, type OutputInfo } from 'sharp';
 
 /** Key of the JSON preprocessing recipe in a model's metadata_props. */
@@ -74,6 +75,23 @@ export function validatePreprocess(p: unknown, where = 'preprocess'): Preprocess
 }
 
 /**
+ * A path sharp could hang on or misreport: a folder or a symlink loop named x.jpg would come back
+ * as "unsupported image format", a FIFO would block the read. Only regular files go to the decoder.
+ */
+function checkImageFile(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageReadError(file, code === 'ENOENT' ? 'file not found' : code === 'ELOOP' ? 'symlink loop' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message));
+  }
+  if (st.isDirectory()) throw new ImageReadError(file, 'is a folder, not an image file');
+  if (!st.isFile()) throw new ImageReadError(file, 'is not a regular file (device, pipe or socket)');
+  if (st.size === 0) throw new ImageReadError(file, 'the file is empty');
+}
+
+/**
  * Decodes one image (JPEG, PNG, anything sharp reads) and writes its preprocessed CHW float32
  * values into `out` at `offset` (or a new array). Alpha is dropped; greyscale becomes RGB.
  */
@@ -84,6 +102,7 @@ export async function loadImageCHW(
   offset = 0,
 ): Promise<Float32Array> {
   const name = typeof file === 'string' ? file : '<buffer>';
+  if (typeof file === 'string') checkImageFile(file);
   let data: Buffer;
   let info: OutputInfo;
   try {

@@ -31,6 +31,40 @@ export interface ReaderOptions {
   classes?: readonly string[];
 }
 
+/** Cells that mean "no Fitzpatrick type recorded" (compared upper-cased). */
+const MISSING_CELLS = new Set(['', 'NA', 'N/A', 'NAN', 'NONE', 'NULL', 'UNKNOWN', '?', '-']);
+
+/**
+ * A Fitzpatrick cell: a type 1-6 (arabic, roman, '2.0'), or undefined for a cell that says
+ * "missing". Anything else ('banana', '7') is an error naming the file, row and value: reading it
+ * as unknown would silently move the image out of the fairness groups.
+ */
+export function fitzpatrickCell(value: string | undefined, file: string, row: number, column: string): number | undefined {
+  if (value === undefined || MISSING_CELLS.has(value.trim().toUpperCase())) return undefined;
+  const t = parseFitzpatrick(value);
+  if (t === undefined) throw new DatasetError(`${file}: row ${row + 2}: ${column} '${value}' is not a Fitzpatrick type (1-6 or I-VI; empty or NA when unknown)`);
+  return t;
+}
+
+/**
+ * Classes of a label column when no class list is given. Labels that are all non-negative
+ * integers are class indices (label '2' is output 2): the classes are '0'..max, so text order never
+ * renumbers them ('10' before '2'). Other labels are class names, sorted.
+ */
+export function classesFromLabels(labels: readonly string[]): string[] {
+  const distinct = [...new Set(labels.map((l) => l.trim()).filter((l) => l !== ''))];
+  if (distinct.length > 0 && distinct.every((l) => /^\d+$/.test(l))) {
+    const nums = distinct.map(Number);
+    if (distinct.some((l, i) => String(nums[i]) !== l)) {
+      throw new DatasetError(`numeric labels with leading zeros (${distinct.filter((l, i) => String(nums[i]) !== l).slice(0, 3).join(', ')}) are ambiguous as class indices; pass the classes in model-output order`);
+    }
+    const max = Math.max(...nums);
+    if (max > 100_000) throw new DatasetError(`numeric label ${max} is too large to be a class index; pass the classes in model-output order`);
+    return Array.from({ length: max + 1 }, (_, i) => String(i));
+  }
+  return distinct.sort();
+}
+
 function classIndex(classes: readonly string[], file: string): (name: string, row: number) => number {
   const index = new Map(classes.map((c, i) => [c, i]));
   return (name, row) => {
@@ -54,7 +88,7 @@ export function readPadUfes20(options: ReaderOptions = {}): Dataset {
   const classes = options.classes ?? PAD_UFES_20_CLASSES;
   const label = classIndex(classes, table.file);
   const items = table.records.map((r, i): DatasetItem => {
-    const fitzpatrick = parseFitzpatrick(r.fitspatrick);
+    const fitzpatrick = fitzpatrickCell(r.fitspatrick, table.file, i, 'fitspatrick');
     return {
       image: join(dir, r.image),
       label: label(r.diagnostic, i),
@@ -108,7 +142,7 @@ export function readIsic(options: IsicOptions = {}): Dataset & { skipped: number
   let labelOf: (r: Record<string, string>, row: number) => string | undefined;
   let classes: readonly string[];
   if (table.header.includes(labelColumn)) {
-    classes = options.classes ?? [...new Set(table.records.map((r) => r[labelColumn].trim()).filter((v) => v !== ''))].sort();
+    classes = options.classes ?? classesFromLabels(table.records.map((r) => r[labelColumn]));
     labelOf = (r) => r[labelColumn].trim() || undefined;
   } else {
     classes = options.classes ?? ISIC_2019_CLASSES.filter((c) => table.header.includes(c));
@@ -129,7 +163,7 @@ export function readIsic(options: IsicOptions = {}): Dataset & { skipped: number
       skipped++;
       return;
     }
-    const fitzpatrick = options.fitzpatrickColumn ? parseFitzpatrick(r[options.fitzpatrickColumn]) : undefined;
+    const fitzpatrick = options.fitzpatrickColumn ? fitzpatrickCell(r[options.fitzpatrickColumn], table.file, i, options.fitzpatrickColumn) : undefined;
     items.push({
       image: imagePath(dir, r[imageColumn], options.imageDir ?? 'images', options.ext ?? '.jpg', table.file, i),
       label: label(cls, i),
@@ -165,10 +199,10 @@ export function readCsvDataset(options: CsvDatasetOptions): Dataset {
   requireColumns(table, [imageColumn, labelColumn, options.groupColumn, options.fitzpatrickColumn, options.patientColumn, options.splitColumn]);
   const base = resolve(options.baseDir ?? dirname(table.file));
   const mapping = validateGroupMapping(options.groups ?? LIGHT_DARK);
-  const classes = options.classes ?? [...new Set(table.records.map((r) => r[labelColumn].trim()))].sort();
+  const classes = options.classes ?? classesFromLabels(table.records.map((r) => r[labelColumn]));
   const label = classIndex(classes, table.file);
   const items = table.records.map((r, i): DatasetItem => {
-    const fitzpatrick = options.fitzpatrickColumn ? parseFitzpatrick(r[options.fitzpatrickColumn]) : undefined;
+    const fitzpatrick = options.fitzpatrickColumn ? fitzpatrickCell(r[options.fitzpatrickColumn], table.file, i, options.fitzpatrickColumn) : undefined;
     const group = options.groupColumn ? r[options.groupColumn].trim() || UNKNOWN : fitzpatrickGroup(fitzpatrick, mapping);
     let split: SplitName | undefined;
     if (options.splitColumn) {

@@ -11,6 +11,8 @@ import { preprocessFor } from '../calibration/source.js';
 import { Dataset, DatasetError } from '../data/dataset.js';
 import { argmaxRows, softmaxRows } from '../metrics/classification.js';
 import { computeMetrics, type MetricInput, type MetricsReport } from '../metrics/fairness.js';
+import { validateEvaluateOptions } from '../core/validate.js';
+import { OptionError } from '../core/options.js';
 import { bootstrapMetrics, pairedBootstrapMetrics, type BootstrapOptions, type Interval } from '../metrics/bootstrap.js';
 
 export interface EvaluateProgress {
@@ -66,6 +68,8 @@ interface Prepared {
   preprocess: Preprocess;
   key: string;
   endsInSoftmax: boolean;
+  /** The batch the graph fixes (an export with batch 8 takes exactly 8 images per run). */
+  fixedBatch?: number;
 }
 
 async function prepare(model: OnnxModel | string, dataset: Dataset, options: EvaluateOptions): Promise<Prepared> {
@@ -93,7 +97,9 @@ async function prepare(model: OnnxModel | string, dataset: Dataset, options: Eva
   if (typeof width === 'number') dataset.checkOutputWidth(width, name);
   const endsInSoftmax = !!outName && index.producer.get(outName)?.opType === 'Softmax';
   const rt = await createRuntime(m, { executionProviders: options.executionProviders ?? ['cpu'], strict: options.strict });
-  return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax };
+  const batchDim = input ? index.shapeOf(input.name)?.[0] : undefined;
+  const fixedBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : undefined;
+  return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax, ...(fixedBatch ? { fixedBatch } : {}) };
 }
 
 /** Runs prepared models over the dataset in one pass; returns each model's scores. */
@@ -102,6 +108,7 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
   const n = dataset.size;
   if (n === 0) throw new DatasetError(`${dataset.name} has no images to evaluate`);
   const batchSize = options.batchSize ?? 16;
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new OptionError('batchSize', batchSize, 'must be an integer from 1 to 65536');
   const recipes = new Map<string, Preprocess>(models.map((p) => [p.key, p.preprocess]));
   const scores = models.map(() => new Float32Array(n * k));
   const decode = async (start: number) => {
@@ -128,12 +135,25 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
     const count = Math.min(batchSize, n - start);
     if (start + batchSize < n) pending = prefetch(start + batchSize);
     for (const [mi, p] of models.entries()) {
-      const res = await runBatch(p.rt, batch.get(p.key)!, [count, 3, p.preprocess.crop, p.preprocess.crop]);
-      const out = res[p.rt.outputNames[0]];
-      const width = out.dims.at(-1)!;
-      if (start === 0) dataset.checkOutputWidth(width, p.name);
-      if (out.dims.length !== 2 || out.dims[0] !== count) throw new DatasetError(`${p.name}: expected output [${count}, ${k}], got [${out.dims.join(', ')}]`);
-      scores[mi].set(out.data as Float32Array, start * k);
+      const data = batch.get(p.key)!;
+      const plane = 3 * p.preprocess.crop * p.preprocess.crop;
+      // A fixed-batch model runs in runs of exactly its batch; the last run is padded with zeros and the padding's rows dropped.
+      const run = p.fixedBatch ?? count;
+      for (let s = 0; s < count; s += run) {
+        const rows = Math.min(run, count - s);
+        let x = data.subarray(s * plane, (s + rows) * plane);
+        if (rows < run) {
+          const padded = new Float32Array(run * plane);
+          padded.set(x);
+          x = padded;
+        }
+        const res = await runBatch(p.rt, x, [run, 3, p.preprocess.crop, p.preprocess.crop]);
+        const out = res[p.rt.outputNames[0]];
+        const width = out.dims.at(-1)!;
+        if (start === 0 && s === 0) dataset.checkOutputWidth(width, p.name);
+        if (out.dims.length !== 2 || out.dims[0] !== run) throw new DatasetError(`${p.name}: expected output [${run}, ${k}], got [${out.dims.join(', ')}]`);
+        scores[mi].set((out.data as Float32Array).subarray(0, rows * k), (start + s) * k);
+      }
     }
     options.onProgress?.({ done: start + count, total: n });
   }
@@ -165,6 +185,7 @@ function result(p: Prepared, dataset: Dataset, scores: Float32Array, options: Ev
 
 /** Runs a model over a dataset and returns its predictions and every metric. */
 export async function evaluate(model: OnnxModel | string, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  validateEvaluateOptions(model, dataset, options);
   const p = await prepare(model, dataset, options);
   try {
     const [scores] = await runAll([p], dataset, options);
@@ -181,6 +202,8 @@ export async function evaluatePair(
   dataset: Dataset,
   options: EvaluateOptions = {},
 ): Promise<PairResult> {
+  validateEvaluateOptions(modelA, dataset, options, 'modelA');
+  validateEvaluateOptions(modelB, dataset, options, 'modelB');
   const pa = await prepare(modelA, dataset, options);
   let pb: Prepared | undefined;
   try {

@@ -8,7 +8,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { DataType, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto.js';
-import { GraphIndex, attrInt, nodeInputs, type NodeProto } from '../onnx/graph.js';
+import { GraphIndex, attrInt, inferElemType, nodeInputs, type NodeProto } from '../onnx/graph.js';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
 import { bitsPerElement, elementCount, tensorDims } from '../onnx/tensor.js';
 import { GraphError } from '../onnx/errors.js';
@@ -36,13 +36,13 @@ export interface GraphCost {
   storedWeightBytes: number;
   /** weightBytes / 2^20. */
   weightMiB: number;
-  /** Total multiply-accumulates at batch 1 over Conv, Gemm and MatMul. */
+  /** Multiply-accumulates per image (batch 1) over Conv, Gemm and MatMul. */
   macs: number;
   macsByOpType: Record<string, number>;
   /** Part of macs from attention MatMuls. */
   attentionMacs: number;
   nodes: NodeCost[];
-  /** The input shape the MACs were computed for (batch 1). */
+  /** The input shape the shapes were computed for: batch 1, or the model's fixed batch (MACs are per image either way). */
   inputShape: number[];
   /** Where the activation shapes came from. */
   shapeSource: 'value_info' | 'probe';
@@ -93,7 +93,10 @@ export function countParameters(proto: ModelProto): { parameters: number; weight
   return { parameters, weightBytes: bits / 8, storedParameters, storedWeightBytes: storedBits / 8 };
 }
 
-/** The data input's shape at batch 1. */
+/**
+ * The data input's shape for the cost probe: batch 1, or the model's own batch when the graph
+ * fixes it (a model exported with batch 8 accepts only 8; MACs are then divided by it).
+ */
 export function batchOneInputShape(index: GraphIndex, override?: number[]): number[] {
   const inputs = index.dataInputs();
   if (inputs.length !== 1) throw new GraphError(`cost: expected one data input, found ${inputs.length} (${inputs.map((v) => v.name).join(', ')})`);
@@ -101,7 +104,7 @@ export function batchOneInputShape(index: GraphIndex, override?: number[]): numb
   const dims = index.shapeOf(inputs[0].name);
   if (!dims) throw new GraphError(`cost: input '${inputs[0].name}' has no recorded shape; pass inputShape`);
   return dims.map((d, i) => {
-    if (typeof d === 'number' && d > 0) return i === 0 ? 1 : d;
+    if (typeof d === 'number' && d > 0) return d;
     if (i === 0) return 1;
     throw new GraphError(`cost: input '${inputs[0].name}' has symbolic dim ${String(d)} at axis ${i}; pass inputShape`);
   });
@@ -141,33 +144,29 @@ function recordedShapes(index: GraphIndex, values: string[]): Map<string, number
   return out;
 }
 
-/** Runs the model once on zeros with the missing values exposed as outputs; returns their dims. */
+/**
+ * Runs the model once on zeros with the missing values exposed as outputs; returns their dims.
+ * The probe runs on a view of the model with extra outputs: the caller's graph is never touched,
+ * so concurrent calls on one model are safe.
+ */
 async function probeShapes(model: OnnxModel, missing: string[], inputShape: number[], eps?: ExecutionProvider[]): Promise<Map<string, number[]>> {
   const graph = model.proto.graph!;
-  const index = new GraphIndex(graph, model.baseDir);
   const existing = new Set(graph.output.map((o) => o.name));
-  const added = missing.filter((v) => !existing.has(v));
-  const before = graph.output.length;
-  for (const v of added) {
-    const vi = index.valueInfo.get(v);
-    const elem = vi?.type?.value.case === 'tensorType' ? vi.type.value.value.elemType : DataType.FLOAT;
-    graph.output.push(
-      create(ValueInfoProtoSchema, { name: v, type: { value: { case: 'tensorType', value: { elemType: elem } } } }),
-    );
-  }
+  const index = new GraphIndex(graph, model.baseDir);
+  // Outputs typed from the graph: a float16 model's values are float16, and onnxruntime refuses a graph output declared with another type.
+  const extra = missing
+    .filter((v) => !existing.has(v))
+    .map((v) => create(ValueInfoProtoSchema, { name: v, type: { value: { case: 'tensorType', value: { elemType: inferElemType(index, v) ?? DataType.FLOAT } } } }));
+  const view: OnnxModel = { ...model, proto: { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } } };
+  // No graph optimization: every exposed value must survive as computed.
+  const rt = await createRuntime(view, { executionProviders: eps ?? ['cpu'], graphOptimizationLevel: 'disabled' });
   try {
-    // No graph optimization: every exposed value must survive as computed.
-    const rt = await createRuntime(model, { executionProviders: eps ?? ['cpu'], graphOptimizationLevel: 'disabled' });
-    try {
-      const res = await runBatch(rt, new Float32Array(elementCount(inputShape)), inputShape, missing);
-      const out = new Map<string, number[]>();
-      for (const v of missing) out.set(v, [...res[v].dims]);
-      return out;
-    } finally {
-      await rt.session.release();
-    }
+    const res = await runBatch(rt, new Float32Array(elementCount(inputShape)), inputShape, missing);
+    const out = new Map<string, number[]>();
+    for (const v of missing) out.set(v, [...res[v].dims]);
+    return out;
   } finally {
-    graph.output.splice(before);
+    await rt.session.release();
   }
 }
 
@@ -216,6 +215,7 @@ export async function graphCost(model: OnnxModel | string, options: CostOptions 
   const index = GraphIndex.ofModel(m);
   const { parameters, weightBytes, storedParameters, storedWeightBytes } = countParameters(m.proto);
   const inputShape = batchOneInputShape(index, options.inputShape);
+  const batch = inputShape[0] > 0 ? inputShape[0] : 1;
   const needed = neededValues(index);
   let shapes = recordedShapes(index, needed);
   let shapeSource: GraphCost['shapeSource'] = 'value_info';
@@ -235,7 +235,8 @@ export async function graphCost(model: OnnxModel | string, options: CostOptions 
   for (const node of index.graph.node) {
     if (UNCOUNTED_HEAVY_OPS.has(node.opType)) uncounted.add(node.opType);
     if (node.opType !== 'Conv' && node.opType !== 'Gemm' && node.opType !== 'MatMul') continue;
-    const n = nodeMacs(node, shapes);
+    // Per image: a model with a fixed batch of N computes N images per run.
+    const n = nodeMacs(node, shapes) / batch;
     const attention = node.opType === 'MatMul' && !index.constantTensor(node.input[0]) && !index.constantTensor(node.input[1]);
     nodes.push({ node: node.name || node.output[0], opType: node.opType, macs: n, attention });
     macsByOpType[node.opType] = (macsByOpType[node.opType] ?? 0) + n;

@@ -104,8 +104,28 @@ export class GraphIndex {
         }
       }
     }
-    if (order.length !== nodes.length) throw new GraphError('the graph has a cycle');
+    if (order.length !== nodes.length) throw new GraphError(`the graph has a cycle: ${this.describeCycle(new Set(order))}`);
     return order;
+  }
+
+  /** One cycle among the nodes Kahn's order could not place, as 'a' -> 'b' -> 'a'. */
+  private describeCycle(placed: Set<NodeProto>): string {
+    // Every unplaced node has an unplaced producer; walking producers must come back to a node.
+    let n = this.graph.node.find((x) => !placed.has(x))!;
+    const path: NodeProto[] = [];
+    const at = new Map<NodeProto, number>();
+    while (!at.has(n)) {
+      at.set(n, path.length);
+      path.push(n);
+      const next = nodeInputs(n)
+        .map((i) => this.producer.get(i))
+        .find((p): p is NodeProto => !!p && p !== n && !placed.has(p));
+      if (!next) break;
+      n = next;
+    }
+    const cycle = at.has(n) ? path.slice(at.get(n)!).reverse() : path;
+    const shown = cycle.slice(0, 6).map((x) => GraphIndex.label(x));
+    return `${shown.join(' -> ')}${cycle.length > 6 ? ` -> ... (${cycle.length} nodes)` : ` -> ${GraphIndex.label(cycle[0])}`}`;
   }
 
   /** A constant value: an initializer, or the output of a Constant node (value attribute). */
@@ -286,6 +306,44 @@ export function withGraphOutputs<M extends { proto: ModelProto }>(model: M, valu
     extra.push(vi);
   }
   return { ...model, proto: { ...model.proto, graph: { ...graph, output: [...graph.output, ...extra] } } };
+}
+
+const INT64_OPS = new Set(['Shape', 'Size', 'ArgMax', 'ArgMin', 'NonZero', 'NonMaxSuppression', 'TopK_indices']);
+const BOOL_OPS = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
+
+/**
+ * The element type of a value, from the graph: its recorded type, a constant's type, a Cast's
+ * `to`, else the type of the producer's first typed data input (the rule of the elementwise, conv,
+ * pooling and matmul ops an image classifier is made of). Undefined when nothing says.
+ */
+export function inferElemType(index: GraphIndex, value: string): number | undefined {
+  const memo = new Map<string, number | undefined>();
+  const visit = (v: string, depth: number): number | undefined => {
+    if (memo.has(v)) return memo.get(v);
+    memo.set(v, undefined);
+    const vi = index.valueInfo.get(v);
+    let t: number | undefined = vi?.type?.value.case === 'tensorType' && vi.type.value.value.elemType ? vi.type.value.value.elemType : undefined;
+    if (t === undefined) t = index.constantTensor(v)?.dataType;
+    if (t === undefined && depth < 10_000) {
+      const node = index.producer.get(v);
+      if (node) {
+        if (node.opType === 'Cast') t = Number(node.attribute.find((a) => a.name === 'to')?.i ?? 0) || undefined;
+        else if (INT64_OPS.has(node.opType) || (node.opType === 'TopK' && node.output[1] === v)) t = DataType.INT64;
+        else if (BOOL_OPS.has(node.opType)) t = DataType.BOOL;
+        else {
+          const data = node.opType === 'Where' ? node.input.slice(1) : node.input;
+          for (const i of data) {
+            if (!i) continue;
+            t = visit(i, depth + 1);
+            if (t !== undefined) break;
+          }
+        }
+      }
+    }
+    memo.set(v, t);
+    return t;
+  };
+  return visit(value, 0);
 }
 
 /** Sets one dimension of a value's recorded shape (value_info, graph input or output), if recorded. */

@@ -24,6 +24,7 @@ import { graphCost, compareLatency, type GraphCost } from '../metrics/index.js';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions, type Interval } from '../metrics/bootstrap.js';
 import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
 import { resolveSource } from '../calibration/source.js';
+import { validateSkewPruneOptions } from '../core/validate.js';
 import { imageFileBatches, recoverPruned, type RecoveryMethod, type RecoveryOptions, type RecoveryResult } from '../recovery/index.js';
 
 export type PrunePattern = 'filters' | VitPattern;
@@ -138,6 +139,7 @@ function describeSource(c: CalibrationSource | Dataset): string {
  * saveModel(model, 'vgg11.pruned.onnx');
  */
 export async function skewPrune(input: string | Uint8Array | OnnxModel, options: SkewPruneOptions): Promise<SkewPruneResult> {
+  validateSkewPruneOptions(input, options);
   const timings: Record<string, number> = {};
   const time = async <T>(step: string, f: () => Promise<T> | T): Promise<T> => {
     const t0 = performance.now();

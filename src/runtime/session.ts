@@ -5,6 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { serializeModel, type OnnxModel } from '../onnx/io.js';
+import { float16ToFloat32, float32ToFloat16 } from '../onnx/tensor.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -82,7 +83,55 @@ function firstLine(s: string): string {
   return s.split('\n').find((l) => l.trim())?.trim().slice(0, 300) ?? s;
 }
 
-/** Runs one float32 NCHW batch and returns the requested outputs (all outputs by default). */
+/** The model's input cannot take what is fed to it (type, rank or a fixed dimension); names the input. */
+export class ModelInputError extends Error {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ModelInputError';
+  }
+}
+
+/** onnxruntime failed while running a batch; the message keeps every line of onnxruntime's, joined. */
+export class RuntimeRunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RuntimeRunError';
+  }
+}
+
+/** onnxruntime's multi-line message on one line: the index / Got / Expected lines are the useful part. */
+export function oneLine(message: string): string {
+  return message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join('; ')
+    .slice(0, 1000);
+}
+
+function floatTensor(type: string, input: Float32Array, dims: readonly number[]): ort.Tensor | undefined {
+  if (type === 'float32') return new ort.Tensor('float32', input, dims);
+  if (type === 'float64') return new ort.Tensor('float64', Float64Array.from(input), dims);
+  if (type === 'float16') return new ort.Tensor('float16', float32ToFloat16(input), dims);
+  return undefined;
+}
+
+/** float16 and float64 outputs come back as float32, the type every consumer reads. */
+function asFloat32(t: ort.Tensor): ort.Tensor {
+  if (t.type === 'float16') return new ort.Tensor('float32', float16ToFloat32(t.data as Uint16Array), t.dims);
+  if (t.type === 'float64') return new ort.Tensor('float32', Float32Array.from(t.data as Float64Array), t.dims);
+  return t;
+}
+
+/**
+ * Runs one float32 NCHW batch and returns the requested outputs (all outputs by default). A
+ * float16 or float64 input is fed in its own type and float16/float64 outputs are returned as
+ * float32. An input that takes something else (uint8, int64) or whose fixed dimensions differ
+ * from the batch's is refused with a ModelInputError naming the input.
+ */
 export async function runBatch(
   rt: Runtime,
   input: Float32Array,
@@ -90,8 +139,27 @@ export async function runBatch(
   outputs?: readonly string[],
   inputName = rt.inputNames[0],
 ): Promise<Record<string, ort.Tensor>> {
-  const feeds = { [inputName]: new ort.Tensor('float32', input, dims) };
-  return outputs ? rt.session.run(feeds, outputs) : rt.session.run(feeds);
+  const meta = rt.session.inputMetadata?.find((m) => m.name === inputName);
+  const type = meta && meta.isTensor ? meta.type : 'float32';
+  const tensor = floatTensor(type, input, dims);
+  if (!tensor) throw new ModelInputError(inputName, `model input '${inputName}' takes ${type} tensors; fairprune feeds images as float tensors (float32, float16 or float64), NCHW with 3 channels`);
+  if (meta && meta.isTensor && Array.isArray(meta.shape)) {
+    const shape = meta.shape;
+    const fixedMismatch = shape.length !== dims.length || shape.some((d, i) => typeof d === 'number' && d > 0 && d !== dims[i]);
+    if (fixedMismatch) {
+      const what = shape.length === 4 && typeof shape[1] === 'number' && shape[1] !== dims[1] ? ` (${shape[1]} channel${shape[1] === 1 ? '' : 's'}; images are fed with ${dims[1]})` : '';
+      throw new ModelInputError(inputName, `model input '${inputName}' has shape [${shape.join(', ')}]${what}, but was fed [${dims.join(', ')}]`);
+    }
+  }
+  let res: Record<string, ort.Tensor>;
+  try {
+    const feeds = { [inputName]: tensor };
+    res = outputs ? await rt.session.run(feeds, outputs) : await rt.session.run(feeds);
+  } catch (e) {
+    throw new RuntimeRunError(`onnxruntime failed on input '${inputName}' [${dims.join(', ')}]: ${oneLine((e as Error).message)}`);
+  }
+  for (const k of Object.keys(res)) res[k] = asFloat32(res[k]);
+  return res;
 }
 
 export { ort };

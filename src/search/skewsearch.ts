@@ -15,6 +15,7 @@ import type { ExecutionProvider } from '../runtime/session.js';
 import { evaluate, evaluatePair, type EvaluationResult, type PairResult } from '../eval/index.js';
 import { graphCost } from '../metrics/cost.js';
 import { REWARD_PRESETS, type RewardOptions } from '../metrics/reward.js';
+import { validateSkewSearchOptions } from '../core/validate.js';
 import type { BootstrapOptions } from '../metrics/bootstrap.js';
 import type { PruneReport, SearchSummary, Estimate } from '../report/types.js';
 import { ReinforceController, SeededRandom, sampleUniform, type ReinforceOptions } from './controller.js';
@@ -166,6 +167,7 @@ function actionsOf(space: SearchSpace, config: SearchConfig): number[] {
  * saveModel(r.chosen.model, 'vgg11.searched.onnx');
  */
 export async function skewSearch(input: string | Uint8Array | OnnxModel, options: SkewSearchOptions): Promise<SkewSearchResult> {
+  validateSkewSearchOptions(input, options);
   const model: OnnxModel = typeof input === 'string' || input instanceof Uint8Array ? loadModel(input) : input;
   const { train, val, test } = splits(options.data);
   if (!train.size) throw new SearchSpaceError('skewSearch: the train split (calibration pool) is empty');

@@ -7,6 +7,7 @@
  * Surgery works on a copy; the input model is never changed. Nothing is written until the whole
  * rewrite has succeeded, so a graph whose channel axis cannot be followed leaves no output file.
  */
+import { OptionError } from '../core/options.js';
 import {
   GraphError,
   GraphIndex,
@@ -145,6 +146,7 @@ function filterCount(index: GraphIndex, conv: NodeProto): number | undefined {
  */
 export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], options: PruneFiltersOptions = {}): SurgeryResult {
   const scope = options.scope ?? 'block';
+  if (scope !== 'block' && scope !== 'last') throw new OptionError('scope', scope, "must be one of 'block', 'last'");
   const { proto } = cloneModel(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const keeps = new Map<NodeProto, { keep: number[]; tap: string }>();
