@@ -16,6 +16,9 @@ export { GraphIndex } from './onnx/graph.js';
 // Runtime
 export { createRuntime, ModelInputError, RuntimeRunError, type ExecutionProvider, type RuntimeOptions, type Runtime } from './runtime/session.js';
 
+// Model description (fairprune inspect)
+export { describeModel, type ModelDescription } from './pipeline/inspect.js';
+
 // Option checks at the API boundary
 export { OptionError } from './core/options.js';
 

@@ -1,5 +1,6 @@
 /** Files the commands write: models' default names, reports, logs. */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../onnx/files.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderHtml } from '../report/html.js';
 import type { PruneReport } from '../report/types.js';
@@ -8,9 +9,8 @@ import { CliError } from './errors.js';
 export function writeAtomic(file: string, text: string, force: boolean): void {
   if (existsSync(file) && !force) throw new CliError(`${file} already exists; pass --force to replace it`);
   mkdirSync(dirname(resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
+  // Temp file removed on error (a full disk) and on SIGINT/SIGTERM; exclusive publish without --force.
+  writeFileAtomic(file, text, { overwrite: force });
 }
 
 export function writeReports(dir: string, reports: PruneReport[], force: boolean): { json: string; html: string } {

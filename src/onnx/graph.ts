@@ -123,7 +123,11 @@ export class GraphIndex {
       if (!next) break;
       n = next;
     }
-    const cycle = at.has(n) ? path.slice(at.get(n)!).reverse() : path;
+    let cycle = at.has(n) ? path.slice(at.get(n)!).reverse() : path;
+    // Start at the node that comes first in the file, so the message is stable.
+    const position = new Map(this.graph.node.map((x, i) => [x, i]));
+    const start = cycle.reduce((best, x, i) => (position.get(x)! < position.get(cycle[best])! ? i : best), 0);
+    cycle = [...cycle.slice(start), ...cycle.slice(0, start)];
     const shown = cycle.slice(0, 6).map((x) => GraphIndex.label(x));
     return `${shown.join(' -> ')}${cycle.length > 6 ? ` -> ... (${cycle.length} nodes)` : ` -> ${GraphIndex.label(cycle[0])}`}`;
   }

@@ -67,7 +67,12 @@ export async function createRuntime(model: OnnxModel | Uint8Array | string, opti
     warned.add(fallbackReason);
     (options.warn ?? console.warn)(`fairprune: ${fallbackReason}; running on CPU`);
   }
-  const session = await create(source, { ...base, executionProviders: ['cpu'] });
+  let session: ort.InferenceSession;
+  try {
+    session = await create(source, { ...base, executionProviders: ['cpu'] });
+  } catch (e) {
+    throw new RuntimeRunError(`onnxruntime cannot load the model: ${oneLine((e as Error).message)}`);
+  }
   return describe(session, 'cpu', fallbackReason);
 }
 
