@@ -392,7 +392,7 @@ export function ownInitializer(index: GraphIndex, node: NodeProto, inputIndex: n
  * initializers, value_info and graph inputs listed as initializers that are no longer used.
  * Returns the number of nodes removed.
  */
-export function removeDeadCode(graph: GraphProto): number {
+export function removeDeadCode(graph: GraphProto, options: { irVersion?: number | bigint } = {}): number {
   const live = new Set(graph.output.map((o) => o.name));
   const index = new GraphIndex(graph);
   const keep = new Set<NodeProto>();
@@ -411,7 +411,31 @@ export function removeDeadCode(graph: GraphProto): number {
   const initNames = new Set(graph.initializer.map((t) => t.name));
   // Old IR versions list initializers among the inputs; drop those whose initializer is gone.
   graph.input = graph.input.filter((v) => !index.initializers.has(v.name) || initNames.has(v.name));
+  syncInitializerInputs(graph, options.irVersion);
   return before - graph.node.length;
+}
+
+/**
+ * Graph inputs that shadow initializers (required below IR 4, written by torch's
+ * keep_initializers_as_inputs and by most older model-zoo files) must state the initializer's own
+ * type and shape, or onnxruntime refuses the model. Rewrites those entries from the initializers.
+ * Below IR 4 every initializer must be an input, so initializers a rewrite added are listed too;
+ * from IR 4 on they are not: an input makes a constant overridable, which stops onnxruntime from
+ * fusing the ops that read it (a LayerNorm epsilon listed as an input measurably changed logits).
+ */
+export function syncInitializerInputs(graph: GraphProto, irVersion?: number | bigint): void {
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  const listed = graph.input.filter((v) => inits.has(v.name));
+  const required = irVersion !== undefined && Number(irVersion) < 4;
+  if (listed.length === 0 && !required) return;
+  const entry = (t: TensorProto) => makeValueInfo(t.name, t.dataType, tensorDims(t));
+  graph.input = graph.input.map((v) => {
+    const t = inits.get(v.name);
+    return t ? Object.assign(entry(t), { docString: v.docString }) : v;
+  });
+  if (!required) return;
+  const names = new Set(graph.input.map((v) => v.name));
+  for (const t of graph.initializer) if (!names.has(t.name)) graph.input.push(entry(t));
 }
 
 /** Sorts graph.node topologically in place (needed after inserting nodes out of order). */

@@ -9,3 +9,4 @@ export * from './tensor.js';
 export * from './graph.js';
 export { resolveInside, LocationError } from './paths.js';
 export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './files.js';
+export * from './fold.js';

@@ -5,6 +5,8 @@
  * Nothing here knows what is being pruned; callers pass axes and index lists.
  */
 import { clone } from '@bufbuild/protobuf';
+import { cloneModel, type OnnxModel } from '../onnx/io.js';
+import { foldConstants } from '../onnx/fold.js';
 import {
   GraphError,
   GraphIndex,
@@ -19,6 +21,23 @@ import {
   type TensorArray,
   type TensorProto,
 } from '../onnx/index.js';
+
+/** The opset of the default ONNX domain. */
+export function defaultOpset(model: OnnxModel): number {
+  const o = model.proto.opsetImport.find((x) => x.domain === '' || x.domain === 'ai.onnx');
+  return o ? Number(o.version) : 1;
+}
+
+/**
+ * The copy every surgery works on: the input is cloned (weight buffers shared until rewritten) and
+ * constant weight subgraphs are folded into initializers (src/onnx/fold.ts), so Constant nodes and
+ * `do_constant_folding=False` exports look like any other export to the analyses.
+ */
+export function surgeryCopy(model: OnnxModel): OnnxModel {
+  const out = cloneModel(model);
+  foldConstants(out.proto.graph!, defaultOpset(out), out.baseDir);
+  return out;
+}
 
 /**
  * Makes `node`'s input `inputIndex` an initializer that only `node` reads, and returns it. Handles

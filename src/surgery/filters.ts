@@ -11,7 +11,6 @@ import { OptionError } from '../core/options.js';
 import {
   GraphError,
   GraphIndex,
-  cloneModel,
   makeInt64Tensor,
   makeNode,
   intsAttr,
@@ -32,7 +31,7 @@ import {
 } from '../onnx/index.js';
 import { normalizeKeep, type KeepSet } from '../core/keep.js';
 import { ChannelGraph, type ChannelTrack, type ConvInfo } from './channels.js';
-import { ownConstantInput, sliceTensorAxis, tensorSize } from './common.js';
+import { ownConstantInput, sliceTensorAxis, surgeryCopy, tensorSize } from './common.js';
 import { spatialSizes } from './shapes.js';
 
 export type FilterScope = 'block' | 'last';
@@ -147,7 +146,7 @@ function filterCount(index: GraphIndex, conv: NodeProto): number | undefined {
 export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], options: PruneFiltersOptions = {}): SurgeryResult {
   const scope = options.scope ?? 'block';
   if (scope !== 'block' && scope !== 'last') throw new OptionError('scope', scope, "must be one of 'block', 'last'");
-  const { proto } = cloneModel(model);
+  const { proto } = surgeryCopy(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const keeps = new Map<NodeProto, { keep: number[]; tap: string }>();
   for (const k of keepSets) {
@@ -188,7 +187,7 @@ export function removeFilterSets(
   keeps: Readonly<Record<string, readonly number[]>>,
   options: Pick<PruneFiltersOptions, 'allowZeroPad'> = {},
 ): SurgeryResult {
-  const { proto } = cloneModel(model);
+  const { proto } = surgeryCopy(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const byConv = new Map<NodeProto, number[]>();
   for (const [convNodeName, keepIndices] of Object.entries(keeps)) {
@@ -492,7 +491,7 @@ function applyRemoval(
   }
 
   const zeroPadded = insertZeroPads(index, proto, pads, keptOf);
-  removeDeadCode(graph);
+  removeDeadCode(graph, { irVersion: proto.irVersion });
   if (zeroPadded.length) sortGraph(graph);
 
   const position = new Map(graph.node.map((n, i) => [n, i]));

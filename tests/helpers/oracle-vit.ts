@@ -16,16 +16,30 @@ function copyModel(m: OnnxModel): OnnxModel {
   return { proto: clone(ModelProtoSchema, m.proto), baseDir: m.baseDir };
 }
 
-/** An initializer reached directly or through Identity nodes. */
+/**
+ * A constant weight reached directly, through Identity nodes, or held by a Constant node (as some
+ * exporters write every weight). Transposed weights (torch without constant folding) are not
+ * followed: callers that need them say so.
+ */
 function initializerBehind(g: GraphProto, value: string): TensorProto | undefined {
   for (let v = value, i = 0; i < 8; i++) {
     const t = g.initializer.find((x) => x.name === v);
     if (t) return t;
     const p = g.node.find((n) => n.output.includes(v));
+    if (p?.opType === 'Constant') return p.attribute.find((a) => a.name === 'value')?.t;
     if (p?.opType !== 'Identity') return undefined;
     v = p.input[0];
   }
   return undefined;
+}
+
+/** True when `value` is computed from constants only (no graph input that is not an initializer). */
+function constantComputed(g: GraphProto, value: string, depth = 0): boolean {
+  if (g.initializer.some((x) => x.name === value)) return true;
+  if (g.input.some((x) => x.name === value)) return false;
+  const p = g.node.find((n) => n.output.includes(value));
+  if (!p || depth > 16) return false;
+  return p.input.filter((i) => i).every((i) => constantComputed(g, i, depth + 1));
 }
 
 /** Gives `node` input `i` a fresh initializer with `values` (never editing a shared tensor). */
@@ -55,16 +69,23 @@ export function zeroPatchFilters(model: OnnxModel, convOutput: string, removed: 
   return m;
 }
 
-/** The context tensor (out-projection input) of the attention whose Softmax writes `softmaxOutput`. */
-export function contextOf(g: GraphProto, softmaxOutput: string): { outProj: NodeProto; width: number } {
+/**
+ * The context tensor (out-projection input) of the attention whose Softmax writes `softmaxOutput`:
+ * Softmax -> its MatMul consumer -> through Transpose / Reshape -> the first MatMul/Gemm whose
+ * weight is computed from constants only. `width` is read from a plain weight where it can be;
+ * callers that know it (from the exporting script's manifest) pass it instead.
+ */
+export function contextOf(g: GraphProto, softmaxOutput: string, knownWidth?: number): { outProj: NodeProto; width: number } {
   const users = (v: string) => g.node.filter((n) => n.input.includes(v) && n.opType !== 'Shape');
   let node = users(softmaxOutput).find((n) => n.opType === 'MatMul');
   if (!node) throw new Error(`oracle: Softmax '${softmaxOutput}' feeds no MatMul`);
   for (let hops = 0; hops < 10; hops++) {
     const next: NodeProto | undefined = users(node.output[0])[0];
     if (!next) break;
-    const w = next.input[1] ? initializerBehind(g, next.input[1]) : undefined;
-    if ((next.opType === 'MatMul' || next.opType === 'Gemm') && w) {
+    if ((next.opType === 'MatMul' || next.opType === 'Gemm') && next.input[1] && constantComputed(g, next.input[1])) {
+      if (knownWidth !== undefined) return { outProj: next, width: knownWidth };
+      const w = initializerBehind(g, next.input[1]);
+      if (!w) throw new Error(`oracle: the output projection ${next.name} has a computed weight; pass its width`);
       const d = tensorDims(w);
       const transB = next.attribute.some((a) => a.name === 'transB' && a.i === 1n);
       return { outProj: next, width: next.opType === 'Gemm' && transB ? d[1] : d[0] };
@@ -76,11 +97,11 @@ export function contextOf(g: GraphProto, softmaxOutput: string): { outProj: Node
 }
 
 /** Zeroes the context vectors of heads not in `kept[softmaxOutput]` (heads of width width/numHeads). */
-export function maskHeads(model: OnnxModel, masks: { softmax: string; numHeads: number; kept: number[] }[]): OnnxModel {
+export function maskHeads(model: OnnxModel, masks: { softmax: string; numHeads: number; kept: number[]; width?: number }[]): OnnxModel {
   const m = copyModel(model);
   const g = m.proto.graph!;
-  for (const { softmax, numHeads, kept } of masks) {
-    const { outProj, width } = contextOf(g, softmax);
+  for (const { softmax, numHeads, kept, width: knownWidth } of masks) {
+    const { outProj, width } = contextOf(g, softmax, knownWidth);
     const dh = width / numHeads;
     const mask = new Float32Array(width);
     for (const h of kept) mask.fill(1, h * dh, (h + 1) * dh);

@@ -7,6 +7,8 @@
  * and V are traced back from the two attention MatMuls through data-movement ops to linear layers.
  */
 import { GraphError, GraphIndex, type NodeProto } from '../../onnx/index.js';
+import type { OnnxModel } from '../../onnx/io.js';
+import { surgeryCopy } from '../common.js';
 import { linearAt, linearProducing, resolveConstant, type Linear } from './linear.js';
 import { readReshapeTarget, trailingEntry, type ReshapeTarget } from './shape-target.js';
 
@@ -64,7 +66,8 @@ export interface AttentionMatch {
 
 /** Every self-attention block of the model, in graph order. */
 export function findAttentionBlocks(model: { proto: import('../../onnx/index.js').ModelProto; baseDir?: string }): AttentionBlock[] {
-  return matchAttention(GraphIndex.ofModel(model)).map((m) => m.block);
+  // On a folded copy: blocks whose weights are Constant nodes or transposed are found too.
+  return matchAttention(GraphIndex.ofModel(surgeryCopy(model as OnnxModel))).map((m) => m.block);
 }
 
 const PASS_THROUGH = new Set(['Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Dropout', 'Slice', 'Split', 'Gather', 'Flatten']);
@@ -189,8 +192,9 @@ function matchBlock(index: GraphIndex, softmax: NodeProto, scores: NodeProto): A
     const head = trailingEntry(t, 2);
     const width = trailingEntry(t, 1);
     let h: number | undefined;
-    if (head?.known !== undefined && head.known > 0) h = head.known;
-    else if (width?.known !== undefined && width.known > 0) h = embedDim / width.known;
+    // The head width first: with a static batch, torchvision's [T, B*H, dh] holds B*H, not H.
+    if (width?.known !== undefined && width.known > 0) h = embedDim / width.known;
+    else if (head?.known !== undefined && head.known > 0) h = head.known;
     else if (head?.mulConst) h = head.mulConst;
     else if (width?.divConst) h = width.divConst;
     if (h === undefined || !Number.isInteger(h) || h <= 0 || embedDim % h !== 0) fail(`cannot read the head count from the shape of Reshape ${GraphIndex.label(t.reshape)}`);

@@ -6,7 +6,8 @@
  * attention branch; its residual Add then adds the output-projection bias alone.
  */
 import { GraphError, GraphIndex, attrInts, getAttr, makeInt64Tensor, readInts, removeDeadCode, setRecordedDim, sortGraph, type NodeProto } from '../../onnx/index.js';
-import { cloneModel, type OnnxModel } from '../../onnx/io.js';
+import type { OnnxModel } from '../../onnx/io.js';
+import { surgeryCopy } from '../common.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { matchAttention, type AttentionLayout, type AttentionMatch } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
@@ -30,7 +31,7 @@ export interface HeadPruneRecord {
  * blocks without a keep set stay whole. Returns a new model; the input is not changed.
  */
 export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: OnnxModel; records: HeadPruneRecord[] } {
-  const out = cloneModel(model);
+  const out = surgeryCopy(model);
   const index = GraphIndex.ofModel(out);
   const blocks = new Map(matchAttention(index).map((m) => [m.block.id, m]));
   const records: HeadPruneRecord[] = [];
@@ -56,7 +57,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
     }
     records.push(record);
   }
-  removeDeadCode(out.proto.graph!);
+  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
   sortGraph(out.proto.graph!);
   return { model: out, records };
 }

@@ -6,4 +6,4 @@
 export { findAttentionBlocks, matchAttention, type AttentionBlock, type AttentionLayout } from './attention.js';
 export { pruneHeads, type HeadPruneRecord } from './heads.js';
 export { prunePatchChannels, type PatchPruneRecord } from './patch.js';
-export { pruneVit, pruneVitStaged, type VitPattern, type VitPruneOptions, type VitPruneResult } from './patterns.js';
+export { pruneVit, pruneVitStaged, pruneVitToFile, type VitPattern, type VitPruneOptions, type VitPruneResult } from './patterns.js';

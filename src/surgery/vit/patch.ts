@@ -8,9 +8,8 @@
 import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, removeDeadCode, tensorDims, type NodeProto } from '../../onnx/index.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
-import { cloneModel } from '../../onnx/io.js';
 import { resolveConstant } from './linear.js';
-import { ownConstantInput, sliceTensorAxis } from '../common.js';
+import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
 
 export interface PatchPruneRecord {
   /** The patch Conv's output value (its name is kept by the restored width-d tensor). */
@@ -25,15 +24,11 @@ export interface PatchPruneRecord {
   prunedValue?: string;
 }
 
-/** The opset of the default ONNX domain. */
-export function defaultOpset(model: OnnxModel): number {
-  const o = model.proto.opsetImport.find((x) => x.domain === '' || x.domain === 'ai.onnx');
-  return o ? Number(o.version) : 1;
-}
+export { defaultOpset };
 
 export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: OnnxModel; record: PatchPruneRecord } {
   if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
-  const out = cloneModel(model);
+  const out = surgeryCopy(model);
   const index = GraphIndex.ofModel(out);
   const graph = index.graph;
   const conv = index.producer.get(keep.tap);
@@ -85,7 +80,7 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: On
     graph.valueInfo.push(makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]]));
   }
   // The old full-width weight and bias are unused now.
-  removeDeadCode(graph);
+  removeDeadCode(graph, { irVersion: out.proto.irVersion });
   record.addedNodes = [pad.name, gather.name];
   record.prunedValue = pruned;
   return { model: out, record };

@@ -3,10 +3,10 @@
  * 'staged' needs a recalibration between its two steps; surgery knows nothing of calibration, so
  * the caller passes that step in as a function (see pruneVitStaged and docs/surgery-vit.md).
  */
-import { GraphError, GraphIndex } from '../../onnx/index.js';
-import type { OnnxModel } from '../../onnx/io.js';
+import { GraphError } from '../../onnx/index.js';
+import { loadModel, saveModel, type OnnxModel, type SaveOptions } from '../../onnx/io.js';
 import type { KeepSet } from '../../core/keep.js';
-import { matchAttention } from './attention.js';
+import { findAttentionBlocks } from './attention.js';
 import { pruneHeads, type HeadPruneRecord } from './heads.js';
 import { prunePatchChannels, type PatchPruneRecord } from './patch.js';
 
@@ -40,7 +40,7 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
   let headKeeps = wantsHeads ? options.headKeeps! : [];
   const ignored: string[] = wantsHeads ? [] : (options.headKeeps ?? []).map((k) => k.tap);
   if (pattern === 'patch+early-heads') {
-    const first = matchAttention(GraphIndex.ofModel(model))[0]?.block.id;
+    const first = findAttentionBlocks(model)[0]?.id;
     if (!first) throw new GraphError('the model has no attention block');
     ignored.push(...headKeeps.filter((k) => k.tap !== first).map((k) => k.tap));
     headKeeps = headKeeps.filter((k) => k.tap === first);
@@ -75,4 +75,15 @@ export async function pruneVitStaged(
   const headKeeps = await recalibrateHeads(p.model);
   const h = pruneHeads(p.model, headKeeps);
   return { model: h.model, patch: p.record, heads: h.records, ignoredHeadKeeps: [] };
+}
+
+/**
+ * Loads, prunes and saves. Nothing is written when pruning fails (the error, naming the node where
+ * the analysis stopped, is thrown before saving), and an existing output is only replaced with
+ * `overwrite`.
+ */
+export function pruneVitToFile(inputPath: string, outputPath: string, options: VitPruneOptions & SaveOptions): VitPruneResult {
+  const result = pruneVit(loadModel(inputPath), options);
+  saveModel(result.model, outputPath, options);
+  return result;
 }
