@@ -138,6 +138,19 @@ describe('fairprune prune', () => {
     expect(bad.stderr).toContain("unknown recovery method 'magic'");
   });
 
+  it('prunes a ViT with the default pattern when --scope is not given, and refuses --scope on a ViT', () => {
+    const vit = join(root, 'fixtures', 'vit_timm_tiny.onnx');
+    const out = join(tmp, 'vit.pruned.onnx');
+    const r = run('prune', vit, '-c', images, '-o', out, '--json', '-b', '4');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).report.method.pattern).toBe('heads');
+    expect(existsSync(out)).toBe(true);
+    const s = run('prune', vit, '-c', images, '-o', join(tmp, 'vit2.onnx'), '--scope', 'block');
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain('scope applies to CNN filter pruning only');
+  });
+
   it('rejects bad option values with a usage error', () => {
     const r = run('prune', fixture, '-c', images, '--ep', 'tpu');
     expect(r.code).not.toBe(0);

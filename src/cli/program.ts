@@ -35,7 +35,7 @@ export function buildProgram(): Command {
     .requiredOption('-c, --calibration <source>', 'folder of images, or a dataset spec such as pad-ufes-20:train')
     .option('-o, --out <file>', 'pruned model path (default <model>.pruned.onnx)')
     .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads, staged (ViT)')
-    .option('--scope <scope>', 'CNN filter scope: block (paper) or last', 'block')
+    .option('--scope <scope>', 'CNN filter scope: block (paper, the default) or last')
     .option('-t, --threshold <t>', 'keep units with median skewness above this', floatOption, 0)
     .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
     .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)

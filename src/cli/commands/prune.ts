@@ -17,7 +17,7 @@ export interface PruneOptions {
   calibration: string;
   out?: string;
   pattern?: string;
-  scope: string;
+  scope?: string;
   threshold: number;
   minKeep: number;
   batchSize: number;
@@ -40,7 +40,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const result = await skewPrune(model, {
     calibration: calibrationFrom(o.calibration, g.dataRoot),
     pattern: o.pattern as PrunePattern | undefined,
-    scope: o.pattern && o.pattern !== 'filters' ? undefined : (o.scope as FilterScope),
+    scope: o.scope as FilterScope | undefined, // only when given: a ViT refuses any scope
     threshold: o.threshold,
     minKeep: o.minKeep,
     batchSize: o.batchSize,
