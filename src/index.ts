@@ -39,8 +39,34 @@ export * from './eval/index.js';
 
 // Contracts and reports
 export { normalizeKeep, type KeepSet, type UnitKind } from './core/keep.js';
-export { renderHtml } from './report/html.js';
-export type { PruneReport, LayerReport, CostSummary, EvaluationSummary, Estimate } from './report/types.js';
+export {
+  renderHtml,
+  makeReport,
+  asReport,
+  evaluationSummary,
+  latencyReport,
+  readChange,
+  readingContext,
+  reportSchema,
+  REPORT_SCHEMA_VERSION,
+  REPORT_FORMAT,
+  METRICS,
+  type FairpruneReport,
+  type ReportCommand,
+  type PruneReport,
+  type LayerReport,
+  type CostSummary,
+  type Evaluation,
+  type EvaluationSummary,
+  type EvaluatedModel,
+  type GroupCount,
+  type LatencyReport,
+  type LatencyBatch,
+  type Spread,
+  type Estimate,
+  type SearchSummary,
+  type SearchPoint,
+} from './report/index.js';
 
 // Training-free recovery after pruning (options of skewPrune, never SkewPrune itself)
 export * from './recovery/index.js';

@@ -157,6 +157,18 @@ describe('measured cost', () => {
       expect(r.p10).toBeLessThanOrEqual(r.median);
       expect(r.median).toBeLessThanOrEqual(r.p90);
     }
+    expect(c.control).toBeUndefined();
+  });
+
+  it('adds an A/A control (a second session of A in the same rounds) when asked', async () => {
+    const c = await compareLatency(tinyCnn(1), tinyCnn(2), { batchSizes: [2], runs: 5, warmup: 1, control: true });
+    expect(c.runs).toBe(5);
+    expect(c.control!.map((r) => r.batchSize)).toEqual([2]);
+    for (const r of [...c.ratio, ...c.control!]) {
+      expect(r.median).toBeGreaterThan(0);
+      expect(r.p10).toBeLessThanOrEqual(r.median);
+      expect(r.median).toBeLessThanOrEqual(r.p90);
+    }
   });
 
   it('reads peak memory in a child process, at least its baseline, unpolluted by the parent', async () => {

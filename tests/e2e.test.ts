@@ -73,12 +73,12 @@ describe.skipIf(!haveData)('skewPrune end to end (shared PAD-UFES-20 images)', (
       const alone = await evaluate(out, test!, { bootstrap: { resamples: 200, seed: 7 } });
       expect(Array.from(alone.predictions)).toEqual(Array.from(r.evaluation!.b.predictions));
       for (const k of ['accuracy', 'macroF1', 'eopp0', 'eopp1', 'eodd', 'unfairness'] as const) {
-        expect(r.report.evaluation!.after[k].estimate).toBe(alone.metrics[k]);
-        expect(r.report.evaluation!.after[k].lo).toBe(alone.intervals![k].lo);
+        expect(r.report.evaluation!.models[1].metrics[k].estimate).toBe(alone.metrics[k]);
+        expect(r.report.evaluation!.models[1].metrics[k].lo).toBe(alone.intervals![k].lo);
       }
       expect(r.report.evaluation!.bootstrap).toEqual({ resamples: 200, seed: 7, level: 0.95 });
       const orig = await evaluate(modelPath, test!, { bootstrap: false });
-      expect(r.report.evaluation!.before.accuracy.estimate).toBe(orig.metrics.accuracy);
+      expect(r.report.evaluation!.models[0].metrics.accuracy.estimate).toBe(orig.metrics.accuracy);
     });
   }
 });

@@ -45,4 +45,4 @@ export {
 } from './bootstrap.js';
 export { reward, REWARD_PRESETS, type RewardWeights, type RewardOptions } from './reward.js';
 export { graphCost, countParameters, batchOneInputShape, type GraphCost, type NodeCost, type CostOptions } from './cost.js';
-export { measureLatency, compareLatency, measurePeakMemory, summarizeTimes, type LatencyStats, type LatencyOptions, type LatencyComparison, type PeakMemory } from './measure.js';
+export { measureLatency, compareLatency, measurePeakMemory, summarizeTimes, type LatencyStats, type LatencyOptions, type LatencyComparison, type CompareLatencyOptions, type RatioStats, type PeakMemory } from './measure.js';

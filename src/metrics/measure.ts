@@ -95,21 +95,48 @@ export async function measureLatency(model: OnnxModel | string, options: Latency
   return { provider: rt.provider, results };
 }
 
+/** Median and 10th/90th percentiles of per-round ratios at one batch size. */
+export interface RatioStats {
+  batchSize: number;
+  median: number;
+  p10: number;
+  p90: number;
+}
+
 /** Latency of two models measured side by side, and the per-round ratio B / A. */
 export interface LatencyComparison {
   provider: ExecutionProvider;
+  /** Timed rounds per batch size. */
+  runs: number;
   a: LatencyStats[];
   b: LatencyStats[];
-  /** Per batch size: median over rounds of (time B / time A) in the same round. */
-  ratio: { batchSize: number; median: number; p10: number; p90: number }[];
+  /** Per batch size: median and p10-p90 over rounds of (time B / time A) in the same round. */
+  ratio: RatioStats[];
+  /**
+   * A/A control (when asked): a second session of model A timed in the same rounds, ratio A' / A.
+   * Its spread is the noise floor of this run: a B / A spread inside it is no measured difference.
+   */
+  control?: RatioStats[];
+}
+
+export interface CompareLatencyOptions extends LatencyOptions {
+  /** Also time a second session of model A in every round, as an A/A control (default false). */
+  control?: boolean;
+}
+
+function ratioStats(batchSize: number, ratios: number[]): RatioStats {
+  const sorted = [...ratios].sort((p, q) => p - q);
+  return { batchSize, median: quantileSorted(sorted, 0.5), p10: quantileSorted(sorted, 0.1), p90: quantileSorted(sorted, 0.9) };
 }
 
 /**
  * Times two models (say, original and pruned) on the same inputs with their runs interleaved
  * (A, B, A, B, ...), so a machine whose speed drifts, or another job on the cores, affects both
  * alike. Timing A fully and then B is what made identical models look 2x apart on a loaded machine.
+ * With `control`, a second session of A (A') runs in every round too, and the order of the
+ * sessions rotates each round so none always runs first.
  */
-export async function compareLatency(a: OnnxModel | string, b: OnnxModel | string, options: LatencyOptions = {}): Promise<LatencyComparison> {
+export async function compareLatency(a: OnnxModel | string, b: OnnxModel | string, options: CompareLatencyOptions = {}): Promise<LatencyComparison> {
   const ma = typeof a === 'string' ? loadModel(a) : a;
   const mb = typeof b === 'string' ? loadModel(b) : b;
   const shape1 = batchOneInputShape(GraphIndex.ofModel(ma), options.inputShape);
@@ -117,47 +144,39 @@ export async function compareLatency(a: OnnxModel | string, b: OnnxModel | strin
     executionProviders: options.executionProviders ?? ['cpu'],
     ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
   };
-  const ra = await createRuntime(ma, rtOptions);
-  const rb = await createRuntime(mb, rtOptions);
-  const runs = options.runs ?? 20;
-  const warmup = options.warmup ?? 3;
-  const out: LatencyComparison = { provider: ra.provider, a: [], b: [], ratio: [] };
+  const sessions = [await createRuntime(ma, rtOptions)];
   try {
+    sessions.push(await createRuntime(mb, rtOptions));
+    if (options.control) sessions.push(await createRuntime(ma, rtOptions));
+    const runs = options.runs ?? 20;
+    const warmup = options.warmup ?? 3;
+    const out: LatencyComparison = { provider: sessions[0].provider, runs, a: [], b: [], ratio: [], ...(options.control ? { control: [] } : {}) };
+    const k = sessions.length;
     for (const bs of options.batchSizes ?? [1, 8]) {
       const dims = [bs, ...shape1.slice(1)];
       const x = new Float32Array(dims.reduce((p, q) => p * q, 1));
       for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 0.5;
-      for (let i = 0; i < warmup; i++) {
-        await runBatch(ra, x, dims);
-        await runBatch(rb, x, dims);
-      }
-      const ta: number[] = [];
-      const tb: number[] = [];
-      const ratios: number[] = [];
+      for (let i = 0; i < warmup; i++) for (const s of sessions) await runBatch(s, x, dims);
+      const times = sessions.map(() => [] as number[]);
       for (let i = 0; i < runs; i++) {
-        // Alternate which model goes first so neither always runs on a warmer cache.
-        const first = i % 2 ? rb : ra;
-        const second = i % 2 ? ra : rb;
-        const t0 = performance.now();
-        await runBatch(first, x, dims);
-        const t1 = performance.now();
-        await runBatch(second, x, dims);
-        const t2 = performance.now();
-        const [da, db] = i % 2 ? [t2 - t1, t1 - t0] : [t1 - t0, t2 - t1];
-        ta.push(da);
-        tb.push(db);
-        ratios.push(db / da);
+        // Rotate, and reverse every other cycle, so no session always runs first or after the same one.
+        const order = Array.from({ length: k }, (_, j) => (j + i) % k);
+        if (Math.floor(i / k) % 2) order.reverse();
+        for (const j of order) {
+          const t0 = performance.now();
+          await runBatch(sessions[j], x, dims);
+          times[j].push(performance.now() - t0);
+        }
       }
-      out.a.push(summarizeTimes(bs, ta));
-      out.b.push(summarizeTimes(bs, tb));
-      const sorted = [...ratios].sort((p, q) => p - q);
-      out.ratio.push({ batchSize: bs, median: quantileSorted(sorted, 0.5), p10: quantileSorted(sorted, 0.1), p90: quantileSorted(sorted, 0.9) });
+      out.a.push(summarizeTimes(bs, times[0]));
+      out.b.push(summarizeTimes(bs, times[1]));
+      out.ratio.push(ratioStats(bs, times[1].map((t, i) => t / times[0][i])));
+      if (out.control) out.control.push(ratioStats(bs, times[2].map((t, i) => t / times[0][i])));
     }
+    return out;
   } finally {
-    await ra.session.release();
-    await rb.session.release();
+    for (const s of sessions) await s.session.release();
   }
-  return out;
 }
 
 export interface PeakMemory {

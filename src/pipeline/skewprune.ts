@@ -21,8 +21,10 @@ import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/ind
 import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
 import { evaluatePair, type PairResult } from '../eval/index.js';
 import { graphCost, compareLatency, type GraphCost } from '../metrics/index.js';
-import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions, type Interval } from '../metrics/bootstrap.js';
-import type { CostSummary, Estimate, LayerReport, PruneReport } from '../report/types.js';
+import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions } from '../metrics/bootstrap.js';
+import type { CostSummary, LatencyReport, LayerReport, PruneReport } from '../report/types.js';
+import { evaluationSummary } from '../report/evaluation.js';
+import { latencyReport } from '../report/latency.js';
 import { resolveSource } from '../calibration/source.js';
 import { validateSkewPruneOptions } from '../core/validate.js';
 import { imageFileBatches, recoverPruned, type RecoveryMethod, type RecoveryOptions, type RecoveryResult } from '../recovery/index.js';
@@ -234,14 +236,14 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     );
   }
 
-  let latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs']; ratio?: Record<string, number> } = {};
+  let latency: LatencyReport | undefined;
   if (options.latency) {
     const l = options.latency === true ? {} : options.latency;
-    const opts = { batchSizes: l.batchSizes ?? [1, 8], runs: l.runs ?? 10, executionProviders: options.executionProviders };
-    // Interleaved runs of both models, so machine load affects both alike.
+    const opts = { batchSizes: l.batchSizes ?? [1, 8], runs: l.runs ?? 10, executionProviders: options.executionProviders, control: true };
+    // Interleaved runs of both models and of the original against itself (the A/A control), so
+    // machine load affects all alike and the report shows the run's noise floor.
     const c = await time('latency', () => compareLatency(original, pruned, opts));
-    const table = (stats: typeof c.a) => Object.fromEntries(stats.map((s) => [String(s.batchSize), { median: s.medianMs, p10: s.p10Ms, p90: s.p90Ms }]));
-    latency = { before: table(c.a), after: table(c.b), ratio: Object.fromEntries(c.ratio.map((r) => [String(r.batchSize), r.median])) };
+    latency = latencyReport(c);
   }
 
   const medians: UnitMedians[] = calibrations.flatMap((c) =>
@@ -282,11 +284,6 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   return { model: pruned, kind, pattern, keepSets, medians, minKeepFired, calibration: calibrations, surgery, cost, evaluation, ...(recovery ? { recovery } : {}), report };
 }
 
-function toEstimate(i: Interval | undefined, point: number | undefined): Estimate | undefined {
-  if (i) return { estimate: i.estimate, lo: i.lo, hi: i.hi };
-  return point === undefined ? undefined : { estimate: point };
-}
-
 function packageVersion(): string {
   try {
     return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
@@ -310,7 +307,7 @@ interface ReportInput {
   minKeepFired: string[];
   surgery: SkewPruneResult['surgery'];
   cost: { before: GraphCost; after: GraphCost };
-  latency: { before?: CostSummary['latencyMs']; after?: CostSummary['latencyMs']; ratio?: Record<string, number> };
+  latency?: LatencyReport;
   evaluation?: PairResult;
   evaluationName?: string;
   bootstrap?: BootstrapOptions | false;
@@ -341,36 +338,17 @@ function buildReport(r: ReportInput): PruneReport {
   });
   const removed: Record<string, number> = {};
   for (const l of layers) removed[l.kind] = (removed[l.kind] ?? 0) + (l.total - l.kept.length);
-  const costSummary = (c: GraphCost, lat?: CostSummary['latencyMs']): CostSummary => ({ parameters: c.parameters, macs: c.macs, weightMiB: c.weightMiB, ...(lat ? { latencyMs: lat } : {}) });
-  let evaluation: PruneReport['evaluation'];
-  if (r.evaluation) {
-    const { a, b, differences } = r.evaluation;
-    const keys = ['accuracy', 'macroF1', 'macroPrecision', 'macroRecall', 'eopp0', 'eopp1', 'eodd', 'unfairness', 'disparateImpact'];
-    const pick = (e: typeof a) => Object.fromEntries(keys.map((k) => [k, toEstimate(e.intervals?.[k], (e.metrics as unknown as Record<string, number>)[k])]).filter(([, v]) => v)) as Record<string, Estimate>;
-    const beforeE = pick(a);
-    const afterE = pick(b);
-    // Per-group accuracy, named as scalarMetrics names it: accuracy[<group>].
-    for (const g of Object.keys(a.metrics.groupAccuracy)) {
-      const k = `accuracy[${g}]`;
-      beforeE[k] = toEstimate(a.intervals?.[k], a.metrics.groupAccuracy[g])!;
-      afterE[k] = toEstimate(b.intervals?.[k], b.metrics.groupAccuracy[g])!;
-    }
-    const diff: Record<string, Estimate> = {};
-    for (const [k, v] of Object.entries(differences ?? {})) diff[k] = { estimate: v.estimate, lo: v.lo, hi: v.hi };
-    evaluation = {
-      images: r.evaluationName ?? 'evaluation set',
-      count: a.labels.length,
-      groupCounts: a.metrics.groupCounts,
-      before: beforeE,
-      after: afterE,
-      difference: diff,
-      // The settings the intervals were computed with (none when bootstrap was turned off).
-      bootstrap:
-        r.bootstrap === false
-          ? { resamples: 0, seed: 0, level: 0 }
-          : { resamples: r.bootstrap?.resamples ?? DEFAULT_RESAMPLES, seed: r.bootstrap?.seed ?? DEFAULT_BOOTSTRAP_SEED, level: r.bootstrap?.level ?? 0.95 },
-    };
-  }
+  const costSummary = (c: GraphCost): CostSummary => ({ parameters: c.parameters, macs: c.macs, weightMiB: c.weightMiB });
+  const evaluation = r.evaluation
+    ? evaluationSummary(r.evaluation, {
+        images: r.evaluationName ?? 'evaluation set',
+        labels: ['original', `pruned (${r.pattern})`],
+        // The settings the intervals were computed with (none when bootstrap was turned off).
+        ...(r.bootstrap === false
+          ? {}
+          : { bootstrap: { resamples: r.bootstrap?.resamples ?? DEFAULT_RESAMPLES, seed: r.bootstrap?.seed ?? DEFAULT_BOOTSTRAP_SEED, level: r.bootstrap?.level ?? 0.95 } }),
+      })
+    : undefined;
   const notes: string[] = [];
   if (r.minKeepFired.length) notes.push(`minKeep rule fired (fewer than ${r.minKeep} units above the threshold; the highest medians were kept) at: ${r.minKeepFired.join(', ')}`);
   if (r.calibration[0]?.fallbackReason) notes.push(r.calibration[0].fallbackReason);
@@ -391,9 +369,9 @@ function buildReport(r: ReportInput): PruneReport {
     layers,
     removed,
     cost: {
-      before: costSummary(r.cost.before, r.latency.before),
-      after: costSummary(r.cost.after, r.latency.after),
-      ...(r.latency.ratio ? { latencyRatio: r.latency.ratio } : {}),
+      before: costSummary(r.cost.before),
+      after: costSummary(r.cost.after),
+      ...(r.latency ? { latency: r.latency } : {}),
     },
     ...(evaluation ? { evaluation } : {}),
     timings: Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, Math.round(v)])),

@@ -16,8 +16,9 @@ import { evaluate, evaluatePair, type EvaluationResult, type PairResult } from '
 import { graphCost } from '../metrics/cost.js';
 import { REWARD_PRESETS, type RewardOptions } from '../metrics/reward.js';
 import { validateSkewSearchOptions } from '../core/validate.js';
-import type { BootstrapOptions } from '../metrics/bootstrap.js';
-import type { PruneReport, SearchSummary, Estimate } from '../report/types.js';
+import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions } from '../metrics/bootstrap.js';
+import type { PruneReport, SearchSummary } from '../report/types.js';
+import { evaluationSummary } from '../report/evaluation.js';
 import { ReinforceController, SeededRandom, sampleUniform, type ReinforceOptions } from './controller.js';
 import { CandidateEvaluator, type CandidateScore } from './evaluate.js';
 import {
@@ -308,7 +309,8 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
     chosen: pick(chosen.entry),
     ...(randomBest ? { randomBest: pick(randomBest.entry) } : {}),
   };
-  const report = await buildSearchReport(model, options.name ?? model.path ?? 'model.onnx', chosen, train, testResult, summary, evaluator);
+  const testImages = test ? test.name : 'test split';
+  const report = await buildSearchReport(model, options.name ?? model.path ?? 'model.onnx', chosen, train, testResult, summary, evaluator, testImages, options.bootstrap);
   return { chosen, default: dflt, randomBest, log, original: originalScore, evaluations: evaluator.evaluations, test: testResult, report, summary };
 }
 
@@ -324,13 +326,6 @@ function pick(e: SearchLogEntry): SearchSummary['chosen'] {
   return { accuracy: e.score.accuracy, unfairness: e.score.unfairness, reward: e.score.reward, description: e.description };
 }
 
-function estimate(r: EvaluationResult, key: string): Estimate | undefined {
-  const i = r.intervals?.[key];
-  if (i) return { estimate: i.estimate, lo: i.lo, hi: i.hi };
-  const v = (r.metrics as unknown as Record<string, number>)[key];
-  return typeof v === 'number' ? { estimate: v } : undefined;
-}
-
 /** The report of the chosen configuration (layers, cost, test evaluation against the default) plus the search. */
 async function buildSearchReport(
   model: OnnxModel,
@@ -340,6 +335,8 @@ async function buildSearchReport(
   test: SkewSearchResult['test'],
   summary: SearchSummary,
   evaluator: CandidateEvaluator,
+  testImages: string,
+  bootstrap: BootstrapOptions | undefined,
 ): Promise<PruneReport> {
   const cal = await evaluator.calibration(chosen.entry.config.composition);
   const keep = new Map(chosen.keepSets.map((k) => [k.tap, k]));
@@ -356,22 +353,13 @@ async function buildSearchReport(
   for (const l of layers) removed[l.kind] = (removed[l.kind] ?? 0) + l.total - l.kept.length;
   const before = await graphCost(model);
   const after = await graphCost(chosen.model);
-  const keys = ['accuracy', 'macroF1', 'macroPrecision', 'macroRecall', 'eopp0', 'eopp1', 'eodd', 'unfairness', 'disparateImpact'];
   let evaluation: PruneReport['evaluation'];
   if (test) {
-    const side = (r: EvaluationResult) => Object.fromEntries(keys.map((k) => [k, estimate(r, k)]).filter(([, v]) => v)) as Record<string, Estimate>;
-    const diff: Record<string, Estimate> = {};
-    for (const [k, v] of Object.entries(test.chosenVsDefault.differences ?? {})) diff[k] = { estimate: v.estimate, lo: v.lo, hi: v.hi };
-    const anyInterval = Object.values(test.chosen.intervals ?? {})[0];
-    evaluation = {
-      images: 'test split (vanilla column: plain SkewPrune, threshold 0; change: searched - plain SkewPrune)',
-      count: test.chosen.labels.length,
-      groupCounts: test.chosen.metrics.groupCounts,
-      before: side(test.default),
-      after: side(test.chosen),
-      difference: diff,
-      bootstrap: { resamples: anyInterval?.resamples ?? 0, seed: 20250101, level: anyInterval?.level ?? 0.95 },
-    };
+    evaluation = evaluationSummary(test.chosenVsDefault, {
+      images: testImages,
+      labels: ['plain SkewPrune (threshold 0)', 'searched'],
+      bootstrap: { resamples: bootstrap?.resamples ?? DEFAULT_RESAMPLES, seed: bootstrap?.seed ?? DEFAULT_BOOTSTRAP_SEED, level: bootstrap?.level ?? 0.95 },
+    });
   }
   const c = chosen.entry.config;
   return {
