@@ -12,6 +12,9 @@ import sharp from 'sharp';
 import { saveModel } from '../src/onnx/index.js';
 import { GraphBuilder } from './helpers/graph-builder.js';
 import { mulberry32 } from '../src/data/split.js';
+import { reportValidator } from './helpers/report-validator.js';
+
+const validate = reportValidator();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'dist', 'cli', 'main.js');
@@ -60,18 +63,22 @@ describe('fairprune prune', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.output).toBe(out);
+    expect(validate(j), JSON.stringify(validate.errors)).toBe(true);
+    expect(j.command).toBe('prune');
+    expect(j.files.models).toEqual([out]);
     expect(existsSync(out)).toBe(true);
-    expect(j.report.method.calibrationImages).toBe(8);
-    expect(j.report.layers).toHaveLength(5);
-    expect(j.report.cost.after.parameters).toBeLessThan(j.report.cost.before.parameters);
+    expect(j.runs[0].method.calibrationImages).toBe(8);
+    expect(j.runs[0].layers).toHaveLength(5);
+    expect(j.runs[0].cost.after.parameters).toBeLessThan(j.runs[0].cost.before.parameters);
+    // report.json holds the object --json printed.
+    expect(JSON.parse(readFileSync(join(tmp, 'rep', 'report.json'), 'utf8'))).toEqual(j);
     const html = readFileSync(join(tmp, 'rep', 'report.html'), 'utf8');
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
     // The pruned model is a valid input for inspect.
     const i = run('inspect', out, '--json');
     expect(i.code).toBe(0);
-    expect(JSON.parse(i.stdout).cost.parameters).toBe(j.report.cost.after.parameters);
+    expect(JSON.parse(i.stdout).cost.parameters).toBe(j.runs[0].cost.after.parameters);
   });
 
   it('refuses to overwrite an existing output or the input without --force', () => {
@@ -132,7 +139,7 @@ describe('fairprune prune', () => {
     const r = run('prune', fixture, '-c', images, '-o', out, '--recovery', 'bias', '--json', '-b', '4');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.report.method.recovery).toEqual(['bias']);
+    expect(j.runs[0].method.recovery).toEqual(['bias']);
     const bad = run('prune', fixture, '-c', images, '--recovery', 'magic');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("unknown recovery method 'magic'");
@@ -197,13 +204,22 @@ describe('fairprune eval', () => {
     expect(one.stderr).toBe('');
     expect(one.code).toBe(0);
     const j = JSON.parse(one.stdout);
-    expect(j.images).toBe(8);
-    expect(j.groupCounts).toEqual({ light: 5, dark: 3 });
+    expect(validate(j), JSON.stringify(validate.errors)).toBe(true);
+    expect(j.evaluation.count).toBe(8);
+    expect(j.evaluation.groups).toEqual([
+      { name: 'light', n: 5, compared: true },
+      { name: 'dark', n: 3, compared: true },
+    ]);
+    expect(j.evaluation.models).toHaveLength(1);
     const pruned = join(tmp, 'pruned.onnx');
     const two = run('eval', fixture, pruned, '-d', `csv:${csv}`, '--json', '--resamples', '50');
     expect(two.code).toBe(0);
     const k = JSON.parse(two.stdout);
-    expect(Object.keys(k.differences)).toContain('eopp1');
+    expect(validate(k), JSON.stringify(validate.errors)).toBe(true);
+    expect(k.evaluation.models.map((m: { label: string }) => m.label)).toEqual(['vgg11_w8.onnx', 'pruned.onnx']);
+    // The first model's metrics are the one-model run's: same images, same bootstrap seed.
+    expect(k.evaluation.models[0].metrics).toEqual(j.evaluation.models[0].metrics);
+    expect(Object.keys(k.evaluation.difference)).toContain('eopp1');
   });
 
   it('names a missing dataset CSV', () => {

@@ -9,6 +9,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readPadUfes20, resolveDataRoot, loadModel, createRuntime } from '../src/index.js';
 import { main } from '../src/cli/program.js';
+import { reportValidator } from './helpers/report-validator.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const haveData = existsSync(join(resolveDataRoot(), 'pad-ufes-20', 'metadata.csv'));
@@ -35,7 +36,12 @@ describe.skipIf(!haveData)('fairprune search', () => {
     try {
       expect(await main([...argv, '--report', dir])).toBe(0);
       const first = readFileSync(log, 'utf8');
-      const summary = JSON.parse(printed.at(-1)!).summary;
+      const report = JSON.parse(printed.at(-1)!);
+      const validate = reportValidator();
+      expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+      expect(report.command).toBe('search');
+      expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'))).toEqual(report);
+      const summary = report.runs[0].search;
       expect(summary.candidates).toHaveLength(8);
       expect(summary.chosen.reward).toBeGreaterThanOrEqual(summary.default.reward);
       expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('paper default (t=0)');

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../onnx/files.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderHtml } from '../report/html.js';
-import type { PruneReport } from '../report/types.js';
+import type { FairpruneReport } from '../report/types.js';
 import { CliError } from './errors.js';
 
 export function writeAtomic(file: string, text: string, force: boolean): void {
@@ -13,12 +13,20 @@ export function writeAtomic(file: string, text: string, force: boolean): void {
   writeFileAtomic(file, text, { overwrite: force });
 }
 
-export function writeReports(dir: string, reports: PruneReport[], force: boolean): { json: string; html: string } {
-  const json = join(dir, 'report.json');
-  const html = join(dir, 'report.html');
-  writeAtomic(json, JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2), force);
-  writeAtomic(html, renderHtml(reports, 'fairprune: SkewPrune report'), force);
-  return { json, html };
+/** Paths of report.json and report.html in a folder. */
+export function reportFiles(dir: string): { json: string; html: string } {
+  return { json: join(dir, 'report.json'), html: join(dir, 'report.html') };
+}
+
+/**
+ * Writes report.json (the same versioned object `--json` prints, docs/report-schema.md) and
+ * report.html rendered from it, to the paths named in report.files.
+ */
+export function writeReport(report: FairpruneReport, force: boolean, title = 'fairprune: SkewPrune report'): void {
+  const { json, html } = report.files ?? {};
+  if (!json || !html) throw new Error('writeReport: report.files names no json/html paths');
+  writeAtomic(json, JSON.stringify(report, null, 2), force);
+  writeAtomic(html, renderHtml(report, title), force);
 }
 
 /** `<model>.<suffix>.onnx` beside the model. */

@@ -60,6 +60,8 @@ export function buildProgram(): Command {
     .option('--strict', 'fail instead of falling back to CPU')
     .option('--resamples <n>', 'bootstrap resamples', intOption('--resamples'), 1000)
     .option('--seed <n>', 'bootstrap seed', intOption('--seed'), 20250101)
+    .option('--report <dir>', 'write report.json and report.html here')
+    .option('-f, --force', 'replace existing report files')
     .action(async (a: string, b: string | undefined, o) => (await import('./commands/eval.js')).evalCommand(a, b, o, globals()));
 
   program

@@ -9,7 +9,8 @@ import type { ExecutionProvider } from '../../runtime/session.js';
 import type { PruneReport } from '../../report/types.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
-import { writeReports } from '../output.js';
+import { reportFiles, writeReport } from '../output.js';
+import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
 
@@ -57,7 +58,9 @@ export async function demo(o: DemoOptions, g: GlobalOptions): Promise<void> {
     reports.push(r.report);
     if (!g.json) console.log(formatReport(r.report));
   }
-  const files = writeReports(o.out, reports, true);
-  if (g.json) console.log(JSON.stringify({ reports, files }));
+  const files = reportFiles(o.out);
+  const report = makeReport('demo', { runs: reports, files: { models: reports.map((r) => r.model.output!), ...files } });
+  writeReport(report, true);
+  if (g.json) console.log(JSON.stringify(report));
   else console.log(`\nwrote ${files.json}, ${files.html} and the pruned models in ${o.out}/`);
 }

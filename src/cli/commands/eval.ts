@@ -1,10 +1,15 @@
 /** `fairprune eval`: metrics of one model, or of two on the same images with paired intervals. */
+import { basename } from 'node:path';
 import { loadModel } from '../../onnx/io.js';
-import { evaluate, evaluatePair, type EvaluationResult } from '../../eval/index.js';
+import { evaluate, evaluatePair } from '../../eval/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
+import { makeReport } from '../../report/envelope.js';
+import { evaluationSummary } from '../../report/evaluation.js';
 import { datasetFromSpec } from '../datasets.js';
 import type { GlobalOptions } from '../options.js';
+import { reportFiles, writeReport } from '../output.js';
 import { progressBars } from '../progress.js';
+import { formatEvaluation } from '../tables.js';
 
 export interface EvalOptions {
   data: string;
@@ -13,37 +18,14 @@ export interface EvalOptions {
   strict?: boolean;
   resamples: number;
   seed: number;
+  report?: string;
+  force?: boolean;
 }
 
-function metricsLine(r: EvaluationResult): Record<string, unknown> {
-  const m = r.metrics;
-  return {
-    model: r.model,
-    provider: r.provider,
-    images: r.labels.length,
-    groupCounts: m.groupCounts,
-    accuracy: m.accuracy,
-    macroF1: m.macroF1,
-    groupAccuracy: m.groupAccuracy,
-    eopp0: m.eopp0,
-    eopp1: m.eopp1,
-    eodd: m.eodd,
-    unfairness: m.unfairness,
-    disparateImpact: m.disparateImpact,
-    intervals: r.intervals,
-  };
-}
-
-function printMetrics(r: EvaluationResult): void {
-  const m = r.metrics;
-  const iv = (k: string, d: number) => {
-    const i = r.intervals?.[k];
-    return i ? `${i.estimate.toFixed(d)} [${i.lo.toFixed(d)}, ${i.hi.toFixed(d)}]` : ((m as unknown as Record<string, number>)[k] ?? NaN).toFixed(d);
-  };
-  console.log(`${r.model}: ${r.labels.length} images (${Object.entries(m.groupCounts).map(([g, n]) => `${g} ${n}`).join(', ')}), provider ${r.provider}`);
-  for (const [k, d] of [['accuracy', 3], ['macroF1', 3], ['eopp0', 4], ['eopp1', 4], ['eodd', 4], ['unfairness', 4], ['disparateImpact', 3]] as const) {
-    console.log(`  ${k.padEnd(16)} ${iv(k, d)}`);
-  }
+/** Column labels: the files' names, told apart as A and B when they are the same. */
+function labels(a: string, b?: string): string[] {
+  if (!b) return [basename(a)];
+  return basename(a) === basename(b) ? [`A: ${a}`, `B: ${b}`] : [basename(a), basename(b)];
 }
 
 export async function evalCommand(a: string, b: string | undefined, o: EvalOptions, g: GlobalOptions): Promise<void> {
@@ -56,20 +38,15 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
     bootstrap: { resamples: o.resamples, seed: o.seed },
     onProgress: (p: { done: number; total: number }) => progress.update('evaluate', p.done, p.total),
   };
-  if (!b) {
-    const r = await evaluate(loadModel(a), data, options);
-    progress.stop();
-    if (g.json) console.log(JSON.stringify(metricsLine(r)));
-    else printMetrics(r);
-    return;
-  }
-  const r = await evaluatePair(loadModel(a), loadModel(b), data, options);
+  const result = b ? await evaluatePair(loadModel(a), loadModel(b), data, options) : await evaluate(loadModel(a), data, options);
   progress.stop();
-  if (g.json) console.log(JSON.stringify({ a: metricsLine(r.a), b: metricsLine(r.b), differences: r.differences }));
+  const evaluation = evaluationSummary(result, { images: data.name, labels: labels(a, b), bootstrap: { resamples: o.resamples, seed: o.seed, level: 0.95 } });
+  const files = o.report ? reportFiles(o.report) : undefined;
+  const report = makeReport('eval', { evaluation, ...(files ? { files } : {}) });
+  if (files) writeReport(report, !!o.force, 'fairprune: evaluation report');
+  if (g.json) console.log(JSON.stringify(report));
   else {
-    printMetrics(r.a);
-    printMetrics(r.b);
-    console.log('B - A (paired bootstrap, same images):');
-    for (const [k, v] of Object.entries(r.differences ?? {})) console.log(`  ${k.padEnd(16)} ${v.estimate.toFixed(4)} [${v.lo.toFixed(4)}, ${v.hi.toFixed(4)}]`);
+    console.log(formatEvaluation(evaluation));
+    if (files) console.log(`wrote ${files.json}, ${files.html}`);
   }
 }

@@ -9,7 +9,8 @@ import type { FilterScope } from '../../surgery/index.js';
 import { calibrationFrom, datasetFromSpec } from '../datasets.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
-import { defaultOutput, writeReports } from '../output.js';
+import { defaultOutput, reportFiles, writeReport } from '../output.js';
+import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
 
@@ -55,8 +56,10 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   progress.stop();
   saveModel(result.model, out, { overwrite: !!o.force, ...(o.externalData ? { externalDataThreshold: 1024 } : {}) });
   result.report.model.output = out;
-  const files = o.report ? writeReports(o.report, [result.report], !!o.force) : undefined;
-  if (g.json) console.log(JSON.stringify({ output: out, report: result.report, files }));
+  const files = o.report ? reportFiles(o.report) : undefined;
+  const report = makeReport('prune', { runs: [result.report], files: { models: [out], ...files } });
+  if (files) writeReport(report, !!o.force);
+  if (g.json) console.log(JSON.stringify(report));
   else {
     console.log(formatReport(result.report));
     console.log(`wrote ${out}${files ? `, ${files.json}, ${files.html}` : ''}`);

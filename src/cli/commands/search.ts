@@ -7,7 +7,8 @@ import type { ExecutionProvider } from '../../runtime/session.js';
 import { datasetFromSpec } from '../datasets.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
-import { defaultOutput, writeAtomic, writeReports } from '../output.js';
+import { defaultOutput, reportFiles, writeAtomic, writeReport } from '../output.js';
+import { makeReport } from '../../report/envelope.js';
 
 export interface SearchOptions {
   data: string;
@@ -57,9 +58,11 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
   });
   saveModel(result.chosen.model, out, { overwrite: !!o.force });
   result.report.model.output = out;
-  const files = o.report ? writeReports(o.report, [result.report], !!o.force) : undefined;
+  const files = o.report ? reportFiles(o.report) : undefined;
+  const report = makeReport('search', { runs: [result.report], files: { models: [out], ...files } });
+  if (files) writeReport(report, !!o.force, 'fairprune: SkewPrune search report');
   const s = result.summary;
-  if (g.json) console.log(JSON.stringify({ output: out, summary: s, files }));
+  if (g.json) console.log(JSON.stringify(report));
   else {
     const line = (name: string, p: { accuracy: number; unfairness: number; reward: number; description?: string }) =>
       console.log(`${name.padEnd(16)} reward ${p.reward.toFixed(4)}  A ${p.accuracy.toFixed(3)}  U ${p.unfairness.toFixed(4)}${p.description ? `  ${p.description}` : ''}`);
