@@ -151,7 +151,7 @@ describe('fairprune prune', () => {
     const r = run('prune', vit, '-c', images, '-o', out, '--json', '-b', '4');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).report.method.pattern).toBe('heads');
+    expect(JSON.parse(r.stdout).runs[0].method.pattern).toBe('heads');
     expect(existsSync(out)).toBe(true);
     const s = run('prune', vit, '-c', images, '-o', join(tmp, 'vit2.onnx'), '--scope', 'block');
     expect(s.code).toBe(1);
