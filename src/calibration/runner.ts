@@ -318,7 +318,7 @@ async function runCalibration(
       if (count > 0) {
         const rows = decoded.rows;
         t0 = performance.now();
-        const out = await runBatch(rt, decoded.data, [rows, ...imageDims], outputNames, inputName);
+        const out = await runBatch(rt, decoded.data, [rows, ...imageDims], outputNames, inputName, 'native');
         const t1 = performance.now();
         timing.inferenceMs += t1 - t0;
         const first = measured.length;

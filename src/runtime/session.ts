@@ -134,7 +134,8 @@ function asFloat32(t: ort.Tensor): ort.Tensor {
 /**
  * Runs one float32 NCHW batch and returns the requested outputs (all outputs by default). A
  * float16 or float64 input is fed in its own type and float16/float64 outputs are returned as
- * float32. An input that takes something else (uint8, int64) or whose fixed dimensions differ
+ * float32, unless `outputTypes` is 'native' (calibration reads its float64 in-graph moments and
+ * float16 maps in their own type: a float32 round trip would cost 1e-7 of their precision). An input that takes something else (uint8, int64) or whose fixed dimensions differ
  * from the batch's is refused with a ModelInputError naming the input.
  */
 export async function runBatch(
@@ -143,6 +144,7 @@ export async function runBatch(
   dims: readonly number[],
   outputs?: readonly string[],
   inputName = rt.inputNames[0],
+  outputTypes: 'float32' | 'native' = 'float32',
 ): Promise<Record<string, ort.Tensor>> {
   const meta = rt.session.inputMetadata?.find((m) => m.name === inputName);
   const type = meta && meta.isTensor ? meta.type : 'float32';
@@ -163,7 +165,7 @@ export async function runBatch(
   } catch (e) {
     throw new RuntimeRunError(`onnxruntime failed on input '${inputName}' [${dims.join(', ')}]: ${oneLine((e as Error).message)}`);
   }
-  for (const k of Object.keys(res)) res[k] = asFloat32(res[k]);
+  if (outputTypes === 'float32') for (const k of Object.keys(res)) res[k] = asFloat32(res[k]);
   return res;
 }
 
