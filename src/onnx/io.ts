@@ -35,8 +35,27 @@ export interface OnnxModel {
  * copy has no `path`: it is no longer the file it came from.
  */
 export function cloneModel(model: OnnxModel): OnnxModel {
-  return { proto: clone(ModelProtoSchema, model.proto), baseDir: model.baseDir };
+  // protobuf-es clones bytes fields with slice(), which copies a plain Uint8Array (a Buffer's slice
+  // is a view): lift every tensor payload out while cloning and share it with the copy instead.
+  const source = model.proto.graph ? [...allTensors(model.proto.graph)] : [];
+  const payloads = source.map((t) => t.rawData);
+  for (const t of source) if (t.rawData.byteLength) t.rawData = NO_BYTES;
+  let proto: ModelProto;
+  try {
+    proto = clone(ModelProtoSchema, model.proto);
+  } finally {
+    source.forEach((t, i) => {
+      if (payloads[i].byteLength) t.rawData = payloads[i];
+    });
+  }
+  const copies = proto.graph ? [...allTensors(proto.graph)] : [];
+  copies.forEach((t, i) => {
+    if (payloads[i].byteLength) t.rawData = payloads[i];
+  });
+  return { proto, baseDir: model.baseDir };
 }
+
+const NO_BYTES = new Uint8Array(0) as Uint8Array<ArrayBuffer>;
 
 export interface LoadOptions {
   /** Folder for external data when loading from bytes. */
