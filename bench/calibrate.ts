@@ -1,36 +1,47 @@
 /**
- * bench/calibrate: calibration of a full-size VGG11 (torchvision vgg11, 5 classes, 224 px) on 64
- * PAD-UFES-20 images in batches of 16, against plain onnxruntime inference of the same batches
- * (logits only), in the same run, with the same session options. Images are decoded once
- * beforehand, so only inference + statistics are compared. Target (issue 5): at most 1.15x.
+ * bench/calibrate: calibration against plain onnxruntime inference of the same batches, wall time
+ * and peak RSS, for full-size torchvision VGG11 and ViT-B/16 (5 classes, 224 px, models/full/,
+ * exported on demand) and the bundled ViT-Tiny. Targets (issue 18): wall <= 1.05x plain, peak RSS
+ * <= 1.15x plain.
  *
- * Also: the skewness kernel (two-pass, as used, vs raw power sums) on maps of the tapped sizes, and,
- * when Debian's python3-torch is there, the Python peer (torch forward hooks + scipy.stats.skew on
- * the same tensors, bench/calibrate_peer.py): its time and its agreement with the library's medians.
+ * Every run is a fresh process (bench/calibrate-worker.ts) given the model's path and the same
+ * preprocessed PAD-UFES-20 images: plain = onnxruntime opens the file and computes logits;
+ * calibration = calibrateTensors(path) (taps + in-graph moments + medians). Runs are paired,
+ * A B then B A, ... (bench/lib.ts pairedRuns); each pair's ratio is taken within the pair, and the
+ * median of the pair ratios is reported with its spread [min-max] and the 1-minute load averages
+ * the runs started at. One onnxruntime thread on both sides (--threads), so a ratio measures work,
+ * not how many cores the neighbours left free.
  *
- *   npx tsx bench/calibrate.ts [--rounds 3] [--images 64] [--batch 16] [--no-peer]
+ * Also (--js): the same pairs with the JS kernel (every map fetched), for the in-graph saving.
+ * And (--kernel): the JS skewness kernel's cost on one image's VGG11 tap maps.
+ *
+ *   npx tsx bench/calibrate.ts [--models vgg11,vit_b_16,vit_tiny] [--rounds 3] [--images 32]
+ *                              [--batch 16] [--threads 1] [--js] [--kernel]
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadModel } from '../src/onnx/index.js';
-import { createRuntime, runBatch } from '../src/runtime/session.js';
+import { parseArgs } from 'node:util';
 import { IMAGENET_PREPROCESS, loadImageCHW } from '../src/data/preprocess.js';
-import { calibrateTensors, skewness, skewnessOnePass, keepSetsFromMedians } from '../src/calibration/index.js';
-import { fullModel, median, nowMs, repoRoot } from './lib.js';
+import { skewness, skewnessOnePass } from '../src/calibration/index.js';
+import { fullModel, load1, median, mib, nowMs, pairedRuns, repoRoot, runWorker, spread } from './lib.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const rounds = arg('rounds', 3);
-const nImages = arg('images', 64);
-const batchSize = arg('batch', 16);
-const withPeer = !process.argv.includes('--no-peer');
-const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const { values: args } = parseArgs({
+  options: {
+    models: { type: 'string', default: 'vgg11,vit_b_16,vit_tiny' },
+    rounds: { type: 'string', default: '3' },
+    images: { type: 'string', default: '32' },
+    batch: { type: 'string', default: '16' },
+    threads: { type: 'string', default: '1' },
+    js: { type: 'boolean', default: false },
+    kernel: { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(args.rounds);
+const nImages = Number(args.images);
+const batch = Number(args.batch);
+const threads = Number(args.threads);
 
-// ---- inputs --------------------------------------------------------------------------------------
-const modelPath = fullModel('vgg11', 5);
 const data = process.env.FAIRPRUNE_DATA ? resolve(process.env.FAIRPRUNE_DATA) : join(repoRoot, '..', 'shared', 'datasets');
 const imageDir = join(data, 'pad-ufes-20', 'images');
 if (!existsSync(imageDir)) {
@@ -38,132 +49,66 @@ if (!existsSync(imageDir)) {
   process.exit(2);
 }
 const files = readdirSync(imageDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, nImages).map((f) => join(imageDir, f));
-const pre = IMAGENET_PREPROCESS;
+const pre = IMAGENET_PREPROCESS; // every model here takes 224 px; both sides get the same tensors
 const per = 3 * pre.crop * pre.crop;
 const tensors = new Float32Array(files.length * per);
-let t = nowMs();
 for (let i = 0; i < files.length; i++) await loadImageCHW(files[i], pre, tensors, i * per);
-console.log(`decoded ${files.length} images at ${pre.crop} px once (${fmt(nowMs() - t)}); batches of ${batchSize}`);
-t = nowMs();
-const model = loadModel(modelPath);
-console.log(`model ${modelPath} loaded (${fmt(nowMs() - t)})`);
+const out = join(repoRoot, 'bench', 'out');
+mkdirSync(out, { recursive: true });
+const xFile = join(out, 'calibrate_x.f32');
+writeFileSync(xFile, Buffer.from(tensors.buffer, tensors.byteOffset, tensors.byteLength));
+console.log(
+  `${files.length} PAD-UFES-20 images (first by name) at ${pre.crop} px, batches of ${batch}, ${threads} onnxruntime thread(s), ${rounds} paired rounds; ${cpus().length} cores, load ${load1().toFixed(2)}`,
+);
 
-// ---- plain inference vs calibration, alternating, fresh sessions each round ---------------------
-async function plainRound(): Promise<{ sessionMs: number; runMs: number }> {
-  let t0 = nowMs();
-  const rt = await createRuntime(model, { graphOptimizationLevel: 'extended' });
-  const sessionMs = nowMs() - t0;
-  t0 = nowMs();
-  for (let s = 0; s < files.length; s += batchSize) {
-    const n = Math.min(batchSize, files.length - s);
-    await runBatch(rt, tensors.subarray(s * per, (s + n) * per), [n, 3, pre.crop, pre.crop], ['logits']);
-  }
-  const runMs = nowMs() - t0;
-  await rt.session.release();
-  return { sessionMs, runMs };
-}
-async function calibrationRound() {
-  const t0 = nowMs();
-  const r = await calibrateTensors(model, tensors, [files.length, 3, pre.crop, pre.crop], { kind: 'cnn', batchSize, graphOptimizationLevel: 'extended' });
-  return { totalMs: nowMs() - t0, result: r };
-}
+const modelPath = (name: string) => (name === 'vit_tiny' ? join(repoRoot, 'models', 'vit_tiny_pad.onnx') : fullModel(name as 'vgg11' | 'vit_b_16', 5));
+type Run = { ms: number; runMs: number; maxRssBytes: number; baseRssBytes: number };
+const job = (mode: string, model: string) => () => runWorker<Run>('bench/calibrate-worker.ts', [mode, model, xFile, String(files.length), String(pre.crop), String(batch), String(threads)]);
 
-const plain: { sessionMs: number; runMs: number }[] = [];
-const calib: { sessionMs: number; runMs: number; inferenceMs: number; statisticsMs: number }[] = [];
-let last: Awaited<ReturnType<typeof calibrationRound>>['result'] | undefined;
-for (let r = 0; r < rounds; r++) {
-  // Alternate the order so neither side always runs on a warmer (or busier) machine.
-  for (const side of r % 2 ? ['calibration', 'plain'] : ['plain', 'calibration']) {
-    if (side === 'plain') {
-      const p = await plainRound();
-      plain.push(p);
-      console.log(`round ${r + 1} plain:       session ${fmt(p.sessionMs)}, inference ${fmt(p.runMs)}`);
-    } else {
-      const { result } = await calibrationRound();
-      const tm = result.timing;
-      calib.push({ sessionMs: tm.sessionMs, runMs: tm.inferenceMs + tm.statisticsMs + tm.waitMs, inferenceMs: tm.inferenceMs, statisticsMs: tm.statisticsMs });
-      last = result;
-      console.log(
-        `round ${r + 1} calibration: session ${fmt(tm.sessionMs)}, inference ${fmt(tm.inferenceMs)} + statistics ${fmt(tm.statisticsMs)} = ${fmt(tm.inferenceMs + tm.statisticsMs + tm.waitMs)}`,
-      );
-    }
+const summary: string[] = [];
+for (const name of args.models!.split(',')) {
+  const model = modelPath(name);
+  console.log(`\n== ${name}: ${model} ==`);
+  const log = (side: string, round: number, r: Run, l: number) =>
+    console.log(`  round ${round} ${side}: wall ${(r.ms / 1000).toFixed(2)} s (batches ${(r.runMs / 1000).toFixed(2)} s), peak RSS ${mib(r.maxRssBytes)}, load ${l.toFixed(2)}`);
+  const sides: [string, string][] = [['calibrate', 'calibration (in-graph moments)']];
+  if (args.js) sides.push(['calibrate-js', 'calibration (JS kernel)']);
+  for (const [mode, label] of sides) {
+    console.log(` ${label} (A) vs plain onnxruntime (B):`);
+    const pairs = await pairedRuns(rounds, job(mode, model), job('plain', model), (s, r, res, l) => log(s === 'A' ? mode : 'plain', r, res, l));
+    const wall = pairs.map((p) => p.a.ms / p.b.ms);
+    const batches = pairs.map((p) => p.a.runMs / p.b.runMs);
+    const rss = pairs.map((p) => p.a.maxRssBytes / p.b.maxRssBytes);
+    const loads = pairs.flatMap((p) => [p.loadA, p.loadB]);
+    const lines = [
+      `${name} ${label}: wall ${spread(wall)}x plain (target <= 1.05x: ${median(wall) <= 1.05 ? 'met' : 'NOT met'}); batches only ${spread(batches)}x`,
+      `${name} ${label}: peak RSS ${spread(rss)}x plain (target <= 1.15x: ${median(rss) <= 1.15 ? 'met' : 'NOT met'}); plain ${mib(median(pairs.map((p) => p.b.maxRssBytes)))}, calibration ${mib(median(pairs.map((p) => p.a.maxRssBytes)))}`,
+      `${name} ${label}: plain wall ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}, load average ${spread(loads, 2)}`,
+    ];
+    for (const l of lines) console.log(`  ${l}`);
+    summary.push(...lines);
   }
 }
-// The machine is shared: each side's best round is its cost with the least interference, and the
-// ratio within a round compares runs made minutes apart under similar load. Both are printed.
-const plainRun = Math.min(...plain.map((p) => p.runMs));
-const calibRun = Math.min(...calib.map((c) => c.runMs));
-const paired = calib.map((c, i) => c.runMs / plain[i].runMs);
-const plainTotal = Math.min(...plain.map((p) => p.sessionMs + p.runMs));
-const calibTotal = Math.min(...calib.map((c) => c.sessionMs + c.runMs));
-console.log('\n== calibration vs plain inference (%d rounds, %d images, batch %d) ==', rounds, files.length, batchSize);
-console.log(`plain onnxruntime inference (logits), best round:      ${fmt(plainRun)}`);
-console.log(`calibration (taps + skewness + medians), best round:   ${fmt(calibRun)}  (statistics ${fmt(Math.min(...calib.map((c) => c.statisticsMs)))})`);
-console.log(`ratio of best rounds: ${(calibRun / plainRun).toFixed(3)}x  (target <= 1.15x)`);
-console.log(`ratio within each round: ${paired.map((r) => r.toFixed(3)).join(', ')}; median ${median(paired).toFixed(3)}x`);
-console.log(`with session creation (best rounds): plain ${fmt(plainTotal)}, calibration ${fmt(calibTotal)}, ratio ${(calibTotal / plainTotal).toFixed(3)}x`);
+console.log('\n== summary (medians of paired ratios [min-max]) ==');
+for (const l of summary) console.log(l);
+rmSync(xFile, { force: true });
 
-// ---- skewness kernel: two passes (used) vs raw power sums, on maps of the tapped sizes -------------
-{
-  console.log('\n== skewness kernel: one image\'s VGG11 tap maps, best of 20 ==');
+if (args.kernel) {
+  console.log("\n== JS skewness kernel (the reference / fallback): one image's VGG11 tap maps, best of 20 ==");
   const planes = [112 * 112, 56 * 56, 28 * 28, 14 * 14, 7 * 7];
   const channels = [64, 128, 256, 512, 512];
   for (let k = 0; k < planes.length; k++) {
-    const n = planes[k] * channels[k];
-    const maps = new Float32Array(n);
-    for (let i = 0; i < n; i++) maps[i] = Math.max(0, Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011) - 0.3) * 3; // post-ReLU-like
-    // Best of 20 interleaved repetitions: on a shared machine the minimum is the kernel's cost.
+    const maps = Float32Array.from({ length: planes[k] * channels[k] }, (_, i) => Math.max(0, Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011) - 0.3) * 3);
     const best = { two: Infinity, one: Infinity };
     let sink = 0;
     for (let r = 0; r < 20; r++) {
-      for (const [name, f] of [['two', skewness], ['one', skewnessOnePass]] as const) {
+      for (const [which, f] of [['two', skewness], ['one', skewnessOnePass]] as const) {
         const t0 = nowMs();
         for (let c = 0; c < channels[k]; c++) sink += f(maps, c * planes[k], planes[k]);
-        best[name] = Math.min(best[name], nowMs() - t0);
+        best[which] = Math.min(best[which], nowMs() - t0);
       }
     }
     if (Number.isNaN(sink)) console.log('(NaN)');
-    const two = { ms: best.two }, one = { ms: best.one };
-    console.log(`${channels[k]} x ${planes[k]}: two-pass ${two.ms.toFixed(2)} ms, one-pass ${one.ms.toFixed(2)} ms (${(two.ms / one.ms).toFixed(2)}x)`);
+    console.log(`${channels[k]} x ${planes[k]}: two-pass ${best.two.toFixed(2)} ms, one-pass ${best.one.toFixed(2)} ms`);
   }
-  // Accuracy where the level is large next to the spread: L + Bernoulli(p), whose skewness is
-  // (1 - 2p) / sqrt(p (1 - p)) exactly. (The one-pass variant shifts its sums by the first value,
-  // which removes the level when that value is typical of the map.)
-  for (const level of [0, 1e4, 1e5]) {
-    const n = 3136, ones = 700, p = ones / n;
-    const x = Float64Array.from({ length: n }, (_, i) => level + (i % 4 === 0 && i < 4 * ones ? 1 : 0));
-    const exact = (1 - 2 * p) / Math.sqrt(p * (1 - p));
-    console.log(
-      `level ${level} + Bernoulli(${p.toFixed(3)}): error two-pass ${Math.abs(skewness(x) - exact).toExponential(1)}, one-pass ${Math.abs(skewnessOnePass(x) - exact).toExponential(1)}`,
-    );
-  }
-}
-
-// ---- Python peer (torch forward hooks + scipy.stats.skew) ------------------------------------------
-const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, scipy'], { stdio: 'ignore' }).status === 0;
-if (withPeer && hasTorch && last) {
-  console.log('\n== Python peer: torch forward hooks + scipy.stats.skew on the same tensors ==');
-  const out = join(repoRoot, 'bench', 'out');
-  mkdirSync(out, { recursive: true });
-  const xFile = join(out, 'calibrate_x.f32');
-  writeFileSync(xFile, Buffer.from(tensors.buffer, tensors.byteOffset, tensors.byteLength));
-  const libFile = join(out, 'calibrate_lib.json');
-  writeFileSync(
-    libFile,
-    JSON.stringify({
-      shape: [files.length, 3, pre.crop, pre.crop],
-      batch: batchSize,
-      taps: last.taps.map((tp) => ({ name: tp.tap.value, node: tp.tap.node, medians: Array.from(tp.medians) })),
-      keep: keepSetsFromMedians(last, { minKeep: 0 }).keepSets.map((k) => k.keep),
-      plain_onnxruntime_ms: plainRun,
-      calibration_ms: calibRun,
-    }),
-  );
-  const r = spawnSync('/usr/bin/python3', [join(repoRoot, 'bench', 'calibrate_peer.py'), modelPath, xFile, libFile, '--rounds', String(rounds)], {
-    cwd: repoRoot,
-    stdio: 'inherit',
-  });
-  if (r.status !== 0) console.log(`peer failed (exit ${r.status})`);
-} else if (withPeer) {
-  console.log(`\n(Python peer skipped: ${hasTorch ? 'no calibration result' : '/usr/bin/python3 has no torch+scipy'})`);
 }

@@ -2,7 +2,8 @@
  * Shared bench helpers: full-size models generated on demand (never committed), timing, and
  * peak memory measured in a child process so the parent's own memory does not count.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,4 +53,50 @@ export function runWorker<T>(script: string, args: string[]): T {
 
 export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * This process's peak RSS: VmHWM of its own address space. (getrusage's ru_maxrss is carried over
+ * from the parent across fork and exec on Linux, so a child of a large parent would report the
+ * parent's size.)
+ */
+export function peakRssBytes(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** The 1-minute load average, for the record next to every timing on a shared machine. */
+export function load1(): number {
+  return loadavg()[0];
+}
+
+/** "median [min-max]" of a list, with `digits` decimals. */
+export function spread(xs: number[], digits = 3, unit = ''): string {
+  return `${median(xs).toFixed(digits)}${unit} [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]`;
+}
+
+/**
+ * Paired runs on a shared machine: `rounds` rounds of A and B back to back, the order alternating
+ * (A B, B A, A B, ...), so both sides of each pair see about the same load. Returns the runs in
+ * pairs, each with the 1-minute load average read just before it.
+ */
+export async function pairedRuns<T>(rounds: number, a: () => T | Promise<T>, b: () => T | Promise<T>, log?: (side: 'A' | 'B', round: number, r: T, load: number) => void) {
+  const pairs: { a: T; b: T; loadA: number; loadB: number }[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const p: Partial<{ a: T; b: T; loadA: number; loadB: number }> = {};
+    for (const side of r % 2 ? (['B', 'A'] as const) : (['A', 'B'] as const)) {
+      const l = load1();
+      const res = await (side === 'A' ? a() : b());
+      if (side === 'A') Object.assign(p, { a: res, loadA: l });
+      else Object.assign(p, { b: res, loadB: l });
+      log?.(side, r + 1, res, l);
+    }
+    pairs.push(p as { a: T; b: T; loadA: number; loadB: number });
+  }
+  return pairs;
 }

@@ -3,7 +3,7 @@
  * stream through onnxruntime batch by batch, and each batch's tap maps are reduced at once to
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
-import { GraphIndex, GraphError, loadModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
+import { GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
 import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
@@ -113,7 +113,7 @@ export class TapShapeError extends GraphError {}
  * tap. The caller's model is not modified.
  */
 export async function calibrate(model: OnnxModel | string, source: CalibrationSource, options: CalibrationOptions = {}): Promise<CalibrationResult> {
-  const m = typeof model === 'string' ? loadModel(model) : model;
+  const m = typeof model === 'string' ? openModel(model) : model;
   const items = resolveSource(source);
   const input = modelInput(m);
   const pre = preprocessFor(m, typeof input.shape?.[2] === 'number' ? input.shape[2] : undefined, options.preprocess);
@@ -161,7 +161,7 @@ export async function calibrateTensors(
   dims: readonly number[],
   options: CalibrationOptions & { items?: readonly CalibrationItem[] } = {},
 ): Promise<CalibrationResult> {
-  const m = typeof model === 'string' ? loadModel(model) : model;
+  const m = typeof model === 'string' ? openModel(model) : model;
   const [n, c, h, w] = dims;
   if (dims.length !== 4 || c !== 3 || tensors.length !== n * c * h * w) {
     throw new RangeError(`calibrateTensors: expected [N, 3, S, S] with N*3*S*S = ${tensors.length} values, got [${dims.join(', ')}]`);

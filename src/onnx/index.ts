@@ -10,3 +10,4 @@ export * from './graph.js';
 export { resolveInside, LocationError } from './paths.js';
 export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './files.js';
 export * from './fold.js';
+export * from './lazy.js';

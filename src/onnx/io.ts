@@ -13,7 +13,7 @@ import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto,
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
 import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
-import { isExternal, rawByteLength, readExternalBytes, setExternal, tensorBytes } from './tensor.js';
+import { externalSpan, isExternal, openSpan, rawByteLength, readExternalBytes, readFully, setExternal, tensorBytes, type ExternalSpan } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
 export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
@@ -217,20 +217,55 @@ export interface SaveOptions {
 }
 
 /**
- * Serializes to one buffer, inlining external data. For models that fit in memory twice;
- * use {@link saveModel} for large ones.
+ * Serializes to one buffer, inlining external data (unless `keepExternal`: initializers stored
+ * externally stay references, for a weightless copy beside the model, as the session code writes).
+ * For models that fit in memory twice; use {@link saveModel} for large ones.
  */
-export function serializeModel(model: OnnxModel, name = model.path ?? '<model>'): Uint8Array {
-  const chunks = encodeChunks(model, undefined);
-  const size = chunks.reduce((s, c) => s + c.byteLength, 0);
+export function serializeModel(model: OnnxModel, name = model.path ?? '<model>', options: { keepExternal?: boolean } = {}): Uint8Array {
+  const chunks = encodeChunks(model, undefined, options.keepExternal);
+  const size = chunks.reduce((s, c) => s + chunkLength(c), 0);
   if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, size);
   const out = new Uint8Array(size);
   let off = 0;
   for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
+    if (c instanceof Uint8Array) out.set(c, off);
+    else copySpan(c, name, (bytes, at) => out.set(bytes, off + at), (n) => out.subarray(off, off + n));
+    off += chunkLength(c);
   }
   return out;
+}
+
+/** A piece of the encoded model: bytes, or a span of a file (external data) copied when written. */
+type Chunk = Uint8Array | ExternalSpan;
+
+function chunkLength(c: Chunk): number {
+  return c instanceof Uint8Array ? c.byteLength : c.length;
+}
+
+const COPY_BUFFER_BYTES = 4 << 20;
+
+/**
+ * Copies a file span in pieces of at most 4 MiB: `target(n)` may give memory to read n bytes into
+ * directly (serializing), else each piece is read into one reused buffer and passed to `emit`.
+ */
+function copySpan(span: ExternalSpan, name: string, emit: (bytes: Uint8Array, at: number) => void, target?: (n: number) => Uint8Array): void {
+  const fd = openSpan(span, name);
+  try {
+    const short = () => new ExternalDataError(name, span.tensor, `${span.path}: unexpected end of file`);
+    if (target) {
+      readFully(fd, target(span.length), 0, span.length, span.offset, short);
+      return;
+    }
+    const buffer = new Uint8Array(Math.min(COPY_BUFFER_BYTES, span.length));
+    for (let done = 0; done < span.length; ) {
+      const n = Math.min(buffer.byteLength, span.length - done);
+      readFully(fd, buffer, 0, n, span.offset + done, short);
+      emit(buffer.subarray(0, n), done);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -296,10 +331,15 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
           }
         : undefined;
     const chunks = encodeChunks(model, ext);
-    const size = chunks.reduce((s, c) => s + c.byteLength, 0);
+    const size = chunks.reduce((s, c) => s + chunkLength(c), 0);
     if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(path, size);
-    main = new TempFile(target);
-    for (const c of chunks) main.write(c);
+    const out = (main = new TempFile(target));
+    // Weights still in a file (openModel's references, external data) are copied through one
+    // small buffer, never read whole into memory.
+    for (const c of chunks) {
+      if (c instanceof Uint8Array) out.write(c);
+      else copySpan(c, path, (bytes) => out.write(bytes));
+    }
     main.finish();
     if (data) {
       (data as TempFile).publish(overwrite, dataTarget);
@@ -361,7 +401,7 @@ interface Externalize {
  * payloads appear as views of their own buffers, never copied. Field order inside a message may
  * differ from the input file (protobuf decoders accept any order); the decoded message is the same.
  */
-function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Array[] {
+function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExternal = false): Chunk[] {
   const proto = model.proto;
   const graph = proto.graph!;
   const name = model.path ?? '<model>';
@@ -371,11 +411,12 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
   let inlineBytes = 0;
   for (const t of allTensors(graph)) {
     const bytes = isExternal(t) ? rawByteLength(t) : t.rawData.byteLength;
-    if (!(ext && bytes >= ext.threshold && graph.initializer.includes(t))) inlineBytes += bytes;
+    const initializer = graph.initializer.includes(t);
+    if (!(ext && bytes >= ext.threshold && initializer) && !(keepExternal && initializer && isExternal(t))) inlineBytes += bytes;
   }
   if (inlineBytes > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, inlineBytes);
   const touched: [TensorProto, Partial<TensorProto>][] = [];
-  const graphChunks: Uint8Array[] = [];
+  const graphChunks: Chunk[] = [];
   const inits = graph.initializer;
   const initSet = new Set(inits);
   try {
@@ -391,7 +432,12 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
     const graphHead = toBinary(GraphProtoSchema, graph, { writeUnknownFields: true });
     graph.initializer = inits;
     graphChunks.push(graphHead);
-    for (const t of inits) graphChunks.push(...encodeInitializer(t, model, ext));
+    for (const t of inits) {
+      if (keepExternal && isExternal(t)) {
+        const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
+        graphChunks.push(lengthPrefix(5, body.byteLength), body);
+      } else graphChunks.push(...encodeInitializer(t, model, ext));
+    }
   } finally {
     graph.initializer = inits;
     for (const [t, saved] of touched) {
@@ -401,7 +447,7 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
       else clearField(t, TensorProtoSchema.field.dataLocation);
     }
   }
-  const graphLen = graphChunks.reduce((s, c) => s + c.byteLength, 0);
+  const graphLen = graphChunks.reduce((s, c) => s + chunkLength(c), 0);
   proto.graph = undefined;
   let head: Uint8Array;
   try {
@@ -414,11 +460,14 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined): Uint8Arra
 }
 
 /** GraphProto.initializer (field 5) entry for one tensor, as chunks. */
-function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | undefined): Uint8Array[] {
+function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | undefined): Chunk[] {
   const name = model.path ?? '<model>';
   const external = isExternal(t);
   const size = external ? rawByteLength(t) : t.rawData.byteLength;
-  const payload = external || size >= STREAM_MIN_BYTES || (ext && size >= ext.threshold) ? tensorBytes(t, model.baseDir, name) : undefined;
+  const relocate = !!ext && size >= ext.threshold;
+  // External bytes that stay inline are copied from their file when written (a span), not read here.
+  const payload: Chunk | undefined =
+    external && !relocate ? externalSpan(t, model.baseDir, name) : external || size >= STREAM_MIN_BYTES || relocate ? tensorBytes(t, model.baseDir, name) : undefined;
   if (!payload) {
     const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
     return [lengthPrefix(5, body.byteLength), body];
@@ -427,7 +476,7 @@ function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | 
   const saved = { rawData: t.rawData, hadRaw: isFieldSet(t, TensorProtoSchema.field.rawData), externalData: t.externalData, dataLocation: t.dataLocation };
   let body: Uint8Array;
   try {
-    if (ext && payload.byteLength >= ext.threshold) {
+    if (ext && relocate && payload instanceof Uint8Array) {
       const offset = ext.sink(payload);
       setExternal(t, ext.location, offset, payload.byteLength);
       body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
@@ -445,8 +494,8 @@ function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | 
     else clearField(t, TensorProtoSchema.field.dataLocation);
   }
   // TensorProto.raw_data is field 9.
-  const rawHead = lengthPrefix(9, payload.byteLength);
-  return [lengthPrefix(5, body.byteLength + rawHead.byteLength + payload.byteLength), body, rawHead, payload];
+  const rawHead = lengthPrefix(9, chunkLength(payload));
+  return [lengthPrefix(5, body.byteLength + rawHead.byteLength + chunkLength(payload)), body, rawHead, payload];
 }
 
 function lengthPrefix(field: number, length: number): Uint8Array {

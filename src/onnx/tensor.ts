@@ -89,11 +89,21 @@ export function isExternal(t: TensorProto): boolean {
   return t.dataLocation === DataLocation.EXTERNAL;
 }
 
+/** Where an externally stored tensor's bytes lie: file, offset and length (checked, not read). */
+export interface ExternalSpan {
+  path: string;
+  offset: number;
+  length: number;
+  /** The tensor, for messages. */
+  tensor: string;
+}
+
 /**
- * Reads the bytes of an externally stored tensor. `baseDir` is the model file's folder;
- * locations that climb out of it are refused (the model file must not read arbitrary files).
+ * Locates the bytes of an externally stored tensor without reading them. `baseDir` is the model
+ * file's folder; locations that climb out of it are refused (the model file must not read
+ * arbitrary files). The file must be a regular file, long enough.
  */
-export function readExternalBytes(t: TensorProto, baseDir: string | undefined, modelFile = '<model>'): Uint8Array {
+export function externalSpan(t: TensorProto, baseDir: string | undefined, modelFile = '<model>'): ExternalSpan {
   const location = entry(t, 'location');
   if (!location) throw new ExternalDataError(modelFile, t.name, 'no location entry');
   if (!baseDir) throw new ExternalDataError(modelFile, t.name, `stored in '${location}' but the model was loaded from bytes without baseDir`);
@@ -114,27 +124,53 @@ export function readExternalBytes(t: TensorProto, baseDir: string | undefined, m
   if (length !== expected) {
     throw new ExternalDataError(modelFile, t.name, `length ${length} does not match dims and type (${expected} bytes)`);
   }
+  const span = { path, offset, length, tensor: t.name };
+  closeSync(openSpan(span, modelFile));
+  return span;
+}
+
+/**
+ * Opens a span's file for reading, checked again: no symlink swapped in since it was resolved
+ * (O_NOFOLLOW), a regular file, long enough. The caller closes the descriptor.
+ */
+export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
   let fd: number;
   try {
-    // O_NOFOLLOW: the resolved path has no symlink left; refuse one swapped in since.
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    fd = openSync(span.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (e) {
-    throw new ExternalDataError(modelFile, t.name, `cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ExternalDataError(modelFile, span.tensor, `cannot open ${span.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new ExternalDataError(modelFile, t.name, `${path} is not a regular file`);
-    const size = st.size;
-    if (offset + length > size) {
-      throw new ExternalDataError(modelFile, t.name, `${path} has ${size} bytes, needs ${offset + length}`);
-    }
-    const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, out, done, length - done, offset + done);
-      if (n === 0) throw new ExternalDataError(modelFile, t.name, `${path}: unexpected end of file`);
-      done += n;
-    }
+    if (!st.isFile()) throw new ExternalDataError(modelFile, span.tensor, `${span.path} is not a regular file`);
+    if (span.offset + span.length > st.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${st.size} bytes, needs ${span.offset + span.length}`);
+    return fd;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/**
+ * Reads `length` bytes at file offset `offset` of an open file into `out` at `at`; `short` makes
+ * the error for a file that ends early.
+ */
+export function readFully(fd: number, out: Uint8Array, at: number, length: number, offset: number, short: () => Error): void {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, at + done, length - done, offset + done);
+    if (n === 0) throw short();
+    done += n;
+  }
+}
+
+/** Reads the bytes of an externally stored tensor (see {@link externalSpan} for the checks). */
+export function readExternalBytes(t: TensorProto, baseDir: string | undefined, modelFile = '<model>'): Uint8Array {
+  const span = externalSpan(t, baseDir, modelFile);
+  const fd = openSpan(span, modelFile);
+  try {
+    const out = new Uint8Array(span.length);
+    readFully(fd, out, 0, span.length, span.offset, () => new ExternalDataError(modelFile, t.name, `${span.path}: unexpected end of file`));
     return out;
   } finally {
     closeSync(fd);

@@ -3,9 +3,11 @@
  * where its provider cannot load falls back to CPU with one warning that gives the reason (unless
  * strict), and the session records which provider it really runs on.
  */
+import { basename, join } from 'node:path';
+import { TempFile } from '../onnx/files.js';
 import * as ort from 'onnxruntime-node';
 import { serializeModel, type OnnxModel } from '../onnx/io.js';
-import { float16ToFloat32, float32ToFloat16 } from '../onnx/tensor.js';
+import { float16ToFloat32, float32ToFloat16, isExternal } from '../onnx/tensor.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -42,9 +44,41 @@ if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.lo
 /** Reasons already warned about in this process, so a fallback is reported once, not per session. */
 const warned = new Set<string>();
 
+/**
+ * A model whose initializers are (partly) external data (openModel's references into its own
+ * file, or a data file beside it) goes to onnxruntime as a small weightless temp file written
+ * beside it, so onnxruntime reads the weights from disk and no serialized copy of them is made in
+ * memory. The temp file (src/onnx/files.ts: removed on error and on SIGINT/SIGTERM, swept if a
+ * crash leaves it) is discarded as soon as the session exists: onnxruntime has read everything.
+ * Undefined where that is not possible (no external data, no folder, folder not writable).
+ */
+function weightlessFile(model: OnnxModel): TempFile | undefined {
+  if (!model.baseDir || !model.proto.graph?.initializer.some(isExternal)) return undefined;
+  let file: TempFile | undefined;
+  try {
+    const bytes = serializeModel(model, undefined, { keepExternal: true });
+    file = new TempFile(join(model.baseDir, `${model.path ? basename(model.path) : 'model.onnx'}.session`));
+    file.write(bytes);
+    return file;
+  } catch {
+    file?.discard();
+    return undefined;
+  }
+}
+
 /** Creates a session for a model (loaded, bytes, or path). */
 export async function createRuntime(model: OnnxModel | Uint8Array | string, options: RuntimeOptions = {}): Promise<Runtime> {
-  const source = typeof model === 'string' || model instanceof Uint8Array ? model : serializeModel(model);
+  if (typeof model === 'string' || model instanceof Uint8Array) return createFrom(model, options);
+  const file = weightlessFile(model);
+  if (!file) return createFrom(serializeModel(model), options);
+  try {
+    return await createFrom(file.path, options);
+  } finally {
+    file.discard();
+  }
+}
+
+async function createFrom(source: Uint8Array | string, options: RuntimeOptions): Promise<Runtime> {
   const wanted = options.executionProviders ?? ['cpu'];
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',

@@ -4,6 +4,7 @@
  *
  * Nothing here knows what is being pruned; callers pass axes and index lists.
  */
+import { closeSync } from 'node:fs';
 import { clone } from '@bufbuild/protobuf';
 import { cloneModel, type OnnxModel } from '../onnx/io.js';
 import { foldConstants } from '../onnx/fold.js';
@@ -11,8 +12,14 @@ import {
   GraphError,
   GraphIndex,
   TensorProtoSchema,
+  ExternalDataError,
   bitsPerElement,
   dataTypeName,
+  externalSpan,
+  isExternal,
+  openSpan,
+  readFully,
+  type ExternalSpan,
   ownInitializer,
   readTensor,
   tensorDims,
@@ -120,10 +127,72 @@ export function sliceTensorAxis(t: TensorProto, axis: number, keepUnits: readonl
   if (dims[a] % block !== 0) throw new GraphError(`tensor '${t.name}': axis ${a} of size ${dims[a]} is not a multiple of the block ${block}`);
   const outer = dims.slice(0, a).reduce((x, y) => x * y, 1);
   const inner = dims.slice(a + 1).reduce((x, y) => x * y, 1);
-  const values = sliceUnits(readTensor(t, baseDir), outer, dims[a], inner, keepUnits, block);
   const newDims = [...dims];
   newDims[a] = keepUnits.length * block;
+  if (isExternal(t)) {
+    // Weights still on disk (openModel, external data): read only the kept runs, never the whole tensor.
+    const bytes = sliceExternal(externalSpan(t, baseDir), outer, dims[a], inner * (bitsPerElement(t.dataType) / 8), keepUnits, block);
+    writeTensor(t, newDims, bytes, { adopt: true });
+    return;
+  }
+  const values = sliceUnits(readTensor(t, baseDir), outer, dims[a], inner, keepUnits, block);
   writeTensor(t, newDims, values, { adopt: true });
+}
+
+/** Consecutive kept units as [first unit, count] runs. */
+function unitRuns(keepUnits: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const u of keepUnits) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === u) last[1]++;
+    else runs.push([u, 1]);
+  }
+  return runs;
+}
+
+const SLICE_READ_BYTES = 8 << 20;
+
+/**
+ * {@link sliceUnits} on bytes that lie in a file: `innerBytes` bytes per axis position. Reads the
+ * kept runs straight into the result when rows are large, or whole rows through one small buffer
+ * when they are not, so memory holds the result and at most SLICE_READ_BYTES more.
+ */
+function sliceExternal(span: ExternalSpan, outer: number, axisLen: number, innerBytes: number, keepUnits: readonly number[], block: number): Uint8Array {
+  const unit = block * innerBytes;
+  const rowBytes = axisLen * innerBytes;
+  const runs = unitRuns(keepUnits);
+  const out = new Uint8Array(outer * keepUnits.length * unit);
+  const fd = openSpan(span);
+  const short = () => new ExternalDataError(span.path, span.tensor, 'unexpected end of file');
+  try {
+    let o = 0;
+    const meanRun = (keepUnits.length * unit) / Math.max(1, runs.length);
+    if (meanRun >= 1 << 16 || rowBytes > SLICE_READ_BYTES) {
+      for (let a = 0; a < outer; a++) {
+        for (const [u, n] of runs) {
+          readFully(fd, out, o, n * unit, span.offset + a * rowBytes + u * unit, short);
+          o += n * unit;
+        }
+      }
+      return out;
+    }
+    const rowsPerRead = Math.max(1, Math.floor(SLICE_READ_BYTES / rowBytes));
+    const buffer = new Uint8Array(Math.min(outer, rowsPerRead) * rowBytes);
+    for (let a0 = 0; a0 < outer; a0 += rowsPerRead) {
+      const rows = Math.min(rowsPerRead, outer - a0);
+      readFully(fd, buffer, 0, rows * rowBytes, span.offset + a0 * rowBytes, short);
+      for (let r = 0; r < rows; r++) {
+        for (const [u, n] of runs) {
+          const start = r * rowBytes + u * unit;
+          out.set(buffer.subarray(start, start + n * unit), o);
+          o += n * unit;
+        }
+      }
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Number of elements of a tensor. */

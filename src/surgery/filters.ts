@@ -24,6 +24,7 @@ import {
   tensorDims,
   writeTensor,
   loadModel,
+  openModel,
   type NodeProto,
   type OnnxModel,
   type SaveOptions,
@@ -212,7 +213,9 @@ export function pruneFiltersToFile(
   keepSets: readonly KeepSet[],
   options: PruneFiltersOptions & SaveOptions = {},
 ): SurgeryResult {
-  const model = loadModel(inputPath);
+  // Weights stay in the input file until they are sliced or saved (openModel): memory holds the
+  // sliced tensors, not the input.
+  const model = openModel(inputPath);
   const result = pruneFilters(model, keepSets, options);
   saveModel(result.model, outputPath, options);
   return result;

@@ -1,0 +1,173 @@
+/**
+ * Opening a model without reading its weights: the protobuf is walked on disk, and every large
+ * initializer's raw_data becomes an external-data reference into the .onnx file itself
+ * (location = the file's own name, offset = where its raw_data bytes lie). Everything that reads
+ * tensors (readTensor, saveModel, onnxruntime via a weightless session file) then reads them from
+ * the file when needed, so a 500 MB model costs a few MB of memory to open.
+ */
+import { closeSync, fstatSync, openSync, readSync, statSync, constants as fsConstants } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
+import { OnnxFormatError, UnsupportedIrVersionError } from './errors.js';
+import { setExternal } from './tensor.js';
+import { loadModel, SUPPORTED_IR_VERSIONS, type OnnxModel } from './io.js';
+
+export interface OpenOptions {
+  /** Initializers whose raw_data is at least this many bytes stay in the file (default 4096). */
+  referenceFrom?: number;
+}
+
+/**
+ * Opens `path` like {@link loadModel}, but large initializers stay on disk as external-data
+ * references into the file itself. Falls back to loadModel for files it cannot walk (protobuf
+ * groups), which are equally valid models.
+ */
+export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
+  const file = resolve(path);
+  const threshold = options.referenceFrom ?? 4096;
+  let fd: number;
+  try {
+    // Only regular files are walked (a FIFO would block the open); loadModel's error names the
+    // file and the reason for anything else.
+    if (!statSync(file).isFile()) return loadModel(path);
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    return loadModel(path);
+  }
+  try {
+    const r = new FileWire(fd, path);
+    if (r.size === 0) throw new OnnxFormatError(path, 'the file is empty');
+    const modelRest: Uint8Array[] = [];
+    const graphRest: Uint8Array[] = [];
+    const inits: TensorProto[] = [];
+    let graphSeen = false;
+    r.fields(0, r.size, (field, wire, start, valueStart, end) => {
+      if (field !== 7 || wire !== 2) return void modelRest.push(r.read(start, end));
+      graphSeen = true;
+      r.fields(valueStart, end, (gField, gWire, gStart, gValue, gEnd) => {
+        if (gField !== 5 || gWire !== 2) return void graphRest.push(r.read(gStart, gEnd));
+        if (gEnd - gValue < threshold) return void inits.push(fromBinary(TensorProtoSchema, r.read(gValue, gEnd), { readUnknownFields: true }));
+        const rest: Uint8Array[] = [];
+        let raw: [number, number] | undefined;
+        r.fields(gValue, gEnd, (tField, tWire, tStart, tValue, tEnd) => {
+          if (tField === 9 && tWire === 2 && tEnd - tValue >= threshold) raw = [tValue, tEnd - tValue];
+          else rest.push(r.read(tStart, tEnd));
+        });
+        const t = fromBinary(TensorProtoSchema, concat(rest), { readUnknownFields: true });
+        if (raw) setExternal(t, basename(file), raw[0], raw[1]);
+        inits.push(t);
+      });
+    });
+    if (!graphSeen) throw new OnnxFormatError(path, 'the model has no graph');
+    const proto = fromBinary(ModelProtoSchema, concat(modelRest), { readUnknownFields: true });
+    proto.graph = fromBinary(GraphProtoSchema, concat(graphRest), { readUnknownFields: true });
+    proto.graph.initializer = inits;
+    const ir = Number(proto.irVersion);
+    if (!(ir >= SUPPORTED_IR_VERSIONS[0] && ir <= SUPPORTED_IR_VERSIONS[1])) throw new UnsupportedIrVersionError(path, ir, SUPPORTED_IR_VERSIONS);
+    return { proto, path: file, baseDir: dirname(file) };
+  } catch (e) {
+    if (e instanceof UnsupportedWire) return loadModel(path);
+    if (e instanceof OnnxFormatError || e instanceof UnsupportedIrVersionError) throw e;
+    throw new OnnxFormatError(path, `truncated or corrupt protobuf (${(e as Error).message})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+class UnsupportedWire extends Error {}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** Protobuf wire-format walking over a file, through a small read window. */
+class FileWire {
+  readonly size: number;
+  private window = new Uint8Array(1 << 16);
+  private winStart = 0;
+  private winEnd = 0;
+
+  constructor(
+    private readonly fd: number,
+    private readonly name: string,
+  ) {
+    this.size = fstatSync(fd).size;
+  }
+
+  private byteAt(pos: number): number {
+    if (pos < this.winStart || pos >= this.winEnd) {
+      if (pos >= this.size) throw new Error(`unexpected end of file at byte ${pos}`);
+      const n = readSync(this.fd, this.window, 0, this.window.byteLength, pos);
+      this.winStart = pos;
+      this.winEnd = pos + n;
+    }
+    return this.window[pos - this.winStart];
+  }
+
+  /** A varint at pos: [value, next position]. Values up to 2^53 are exact. */
+  private varint(pos: number): [number, number] {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      const b = this.byteAt(pos++);
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) return [value, pos];
+      scale *= 128;
+    }
+    throw new Error(`varint too long at byte ${pos}`);
+  }
+
+  /** Calls `visit(field, wireType, fieldStart, valueStart, fieldEnd)` for every field in [from, to). */
+  fields(from: number, to: number, visit: (field: number, wire: number, start: number, valueStart: number, end: number) => void): void {
+    let pos = from;
+    while (pos < to) {
+      const start = pos;
+      const [tag, afterTag] = this.varint(pos);
+      const field = Math.floor(tag / 8);
+      const wire = tag % 8;
+      let valueStart = afterTag;
+      let end: number;
+      switch (wire) {
+        case 0:
+          end = this.varint(afterTag)[1];
+          break;
+        case 1:
+          end = afterTag + 8;
+          break;
+        case 5:
+          end = afterTag + 4;
+          break;
+        case 2: {
+          const [len, at] = this.varint(afterTag);
+          valueStart = at;
+          end = at + len;
+          break;
+        }
+        default:
+          throw new UnsupportedWire(`${this.name}: wire type ${wire} at byte ${start}`);
+      }
+      if (field === 0 || end > to) throw new Error(`bad field at byte ${start}`);
+      visit(field, wire, start, valueStart, end);
+      pos = end;
+    }
+  }
+
+  read(from: number, to: number): Uint8Array {
+    if (from >= this.winStart && to <= this.winEnd) return this.window.slice(from - this.winStart, to - this.winStart);
+    const out = new Uint8Array(to - from);
+    let done = 0;
+    while (done < out.byteLength) {
+      const n = readSync(this.fd, out, done, out.byteLength - done, from + done);
+      if (n === 0) throw new Error(`unexpected end of file at byte ${from + done}`);
+      done += n;
+    }
+    return out;
+  }
+}
