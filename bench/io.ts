@@ -1,44 +1,42 @@
 /**
- * bench/io: load + save of a ~500 MB model (full-size torchvision vgg11, num_classes=5) versus a
- * plain copy of the same file, in the same run. Targets (issue 2): time <= 3x the copy, peak RSS
- * <= 1.6x the file size. Also compares protobufjs and @bufbuild/protobuf decode of the same bytes,
- * the measurement behind choosing @bufbuild/protobuf (it also keeps unknown fields; protobufjs drops them).
+ * bench/io: load + save of a ~500 MB model (full-size torchvision vgg11, num_classes=5), loadModel
+ * (whole file in memory) and openModel (weights left in the file), each against the floor: the
+ * same durable work on the same bytes (read, write, fsync, rename; bench/surgery-worker.ts floor).
+ * Fresh process per run, paired A B / B A, medians of the pair ratios with their spread and the
+ * load averages. Targets (issue 2): time <= 3x, peak RSS <= 1.6x the file size. Also compares
+ * protobufjs and @bufbuild/protobuf decode of the same bytes, the measurement behind choosing
+ * @bufbuild/protobuf (it also keeps unknown fields; protobufjs drops them).
  *
- *   npx tsx bench/io.ts [model.onnx]
+ *   npx tsx bench/io.ts [model.onnx] [--rounds 3]
  */
-import { copyFileSync, readFileSync, writeFileSync, statSync, rmSync, mkdirSync } from 'node:fs';
+import { readFileSync, statSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from '../src/onnx/proto.js';
-import { fullModel, median, mib, nowMs, repoRoot, runWorker } from './lib.js';
+import { fullModel, load1, median, mib, nowMs, pairedRuns, repoRoot, runWorker, spread } from './lib.js';
 
-const input = process.argv[2] ?? fullModel('vgg11');
+const roundsAt = process.argv.indexOf('--rounds');
+const rounds = roundsAt >= 0 ? Number(process.argv[roundsAt + 1]) : 3;
+const input = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : fullModel('vgg11');
 const size = statSync(input).size;
 const outDir = join(repoRoot, 'bench', 'out');
 mkdirSync(outDir, { recursive: true });
-const copyOut = join(outDir, 'io-copy.onnx');
+const floorOut = join(outDir, 'io-floor.onnx');
 const saveOut = join(outDir, 'io-saved.onnx');
 readFileSync(input); // warm the page cache so both sides read from memory
-
-const copies: number[] = [];
-for (let i = 0; i < 3; i++) {
-  const t0 = nowMs();
-  copyFileSync(input, copyOut);
-  copies.push(nowMs() - t0);
+type Run = { ms: number; maxRssBytes: number; rssBeforeBytes?: number };
+console.log(`model ${input} (${mib(size)}), load ${load1().toFixed(2)}`);
+for (const how of ['load', 'open']) {
+  const pairs = await pairedRuns(
+    rounds,
+    () => runWorker<Run>('bench/io-worker.ts', [input, saveOut, how]),
+    () => runWorker<Run>('bench/surgery-worker.ts', ['floor', input, floorOut]),
+  );
+  const time = pairs.map((p) => p.a.ms / p.b.ms);
+  const rss = pairs.map((p) => p.a.maxRssBytes / size);
+  console.log(`${how === 'load' ? 'loadModel' : 'openModel'} + saveModel: ${spread(pairs.map((p) => p.a.ms), 0, ' ms')}, floor ${spread(pairs.map((p) => p.b.ms), 0, ' ms')}`);
+  console.log(`  time ${spread(time)}x floor [target <= 3x]; peak RSS ${spread(rss)}x file [target <= 1.6x]; load ${spread(pairs.flatMap((p) => [p.loadA, p.loadB]), 2)}`);
 }
-// A second baseline: the same bytes through user space (read whole file, write it), as any
-// loader that parses the file must at least do. copyFileSync stays in the kernel (copy_file_range).
-const rw: number[] = [];
-for (let i = 0; i < 3; i++) {
-  const t0 = nowMs();
-  writeFileSync(copyOut, readFileSync(input));
-  rw.push(nowMs() - t0);
-}
-const runs = Array.from({ length: 3 }, () => runWorker<{ ms: number; maxRssBytes: number; rssBeforeBytes: number }>('bench/io-worker.ts', [input, saveOut]));
-const copyMs = median(copies);
-const ioMs = median(runs.map((r) => r.ms));
-const rss = Math.max(...runs.map((r) => r.maxRssBytes));
-const baseRss = Math.min(...runs.map((r) => r.rssBeforeBytes));
 
 // Decoder comparison on the same bytes: protobufjs reflection built from the same onnx.proto descriptor.
 const bytes = readFileSync(input);
@@ -71,11 +69,6 @@ try {
   pbjs = `unavailable (${(e as Error).message.split('\n')[0]})`;
 }
 
-console.log(`model            ${input} (${mib(size)})`);
-console.log(`file copy        ${copyMs.toFixed(1)} ms (median of 3)`);
-console.log(`read + write     ${median(rw).toFixed(1)} ms (median of 3; whole file through user space)`);
-console.log(`load + save      ${ioMs.toFixed(1)} ms (median of 3, fresh process each)  ratio ${(ioMs / copyMs).toFixed(2)}x copy, ${(ioMs / median(rw)).toFixed(2)}x read+write  [target <= 3x copy]`);
-console.log(`peak RSS         ${mib(rss)} (process baseline ${mib(baseRss)})  ratio ${(rss / size).toFixed(2)}x file size  [target <= 1.6x]`);
 console.log(`decode only      @bufbuild/protobuf ${median(es).toFixed(1)} ms; protobufjs ${pbjs}`);
-rmSync(copyOut, { force: true });
+rmSync(floorOut, { force: true });
 rmSync(saveOut, { force: true });

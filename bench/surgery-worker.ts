@@ -1,36 +1,43 @@
 /**
- * One timed job in a fresh process, so its peak RSS is its own: `prune` (load, pruneFilters, save)
- * or `copy` (a plain file copy, the baseline). Prints {ms, maxRssBytes} as its last line.
+ * One timed surgery-bench job in a fresh process, so its peak RSS is its own:
+ *   floor:     the durable work any load+save must do: read the input file and write the same bytes
+ *              to a temp file (4 MiB pieces), fsync, rename over the output;
+ *   prune:     pruneFiltersToFile (open, prune filters, atomic save);
+ *   prune-vit: openModel, pruneVit, saveModel (atomic, fsync + rename).
+ * Prints {ms, maxRssBytes} as its last line.
+ *
+ *   tsx bench/surgery-worker.ts MODE input output [keeps.json] [scope|pattern]
  */
-import { copyFileSync, readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { openModel, saveModel } from '../src/onnx/index.js';
 import { pruneFiltersToFile } from '../src/surgery/index.js';
+import { pruneVit } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
-import { nowMs } from './lib.js';
+import { nowMs, peakRssBytes } from './lib.js';
 
-const [mode, input, output, keepsFile, scope] = process.argv.slice(2);
+const [mode, input, output, keepsFile, option] = process.argv.slice(2);
 const t0 = nowMs();
-if (mode === 'copy') {
-  copyFileSync(input, output);
+if (mode === 'floor') {
+  const tmp = `${output}.tmp-${process.pid}`;
+  const src = openSync(input, 'r');
+  const dst = openSync(tmp, 'w');
+  const buf = new Uint8Array(4 << 20);
+  for (let n; (n = readSync(src, buf, 0, buf.byteLength, null)) > 0; ) {
+    for (let done = 0; done < n; ) done += writeSync(dst, buf, done, n - done);
+  }
+  fsyncSync(dst);
+  closeSync(dst);
+  closeSync(src);
+  renameSync(tmp, output);
 } else if (mode === 'prune') {
   const keepSets = JSON.parse(readFileSync(keepsFile, 'utf8')) as KeepSet[];
-  pruneFiltersToFile(input, output, keepSets, { scope: (scope as 'block' | 'last') ?? 'block', overwrite: true });
+  pruneFiltersToFile(input, output, keepSets, { scope: (option as 'block' | 'last') ?? 'block', overwrite: true });
+} else if (mode === 'prune-vit') {
+  const { patchKeep, headKeeps } = JSON.parse(readFileSync(keepsFile, 'utf8')) as { patchKeep: KeepSet; headKeeps: KeepSet[] };
+  const result = pruneVit(openModel(input), { pattern: (option as 'patch' | 'heads' | 'patch+heads') ?? 'patch+heads', patchKeep, headKeeps });
+  saveModel(result.model, output, { overwrite: true });
 } else {
   throw new Error(`unknown mode '${mode}'`);
 }
 const ms = nowMs() - t0;
 console.log(JSON.stringify({ ms, maxRssBytes: peakRssBytes() }));
-
-/**
- * This process's peak RSS: VmHWM of its own address space. (getrusage's ru_maxrss is carried over
- * from the parent across fork and exec on Linux, so a child of a large parent would report the
- * parent's size.)
- */
-function peakRssBytes(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    // not Linux
-  }
-  return process.resourceUsage().maxRSS * 1024;
-}

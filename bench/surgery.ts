@@ -1,123 +1,160 @@
 /**
- * CNN filter surgery on full-size torchvision VGG11 (num_classes=5, 224 px).
+ * bench/surgery: file-to-file surgery on full-size torchvision models against its floor.
  *
- * 1. Keep sets from a real calibration run: the first N PAD-UFES-20 images (sorted by file name)
- *    through the model, median skewness per post-ReLU max-pool channel, keep median > 0.
- * 2. Cost before and after (src/metrics/cost.ts): parameters, GMACs, weight MiB.
- * 3. Load + prune + save, wall time and peak RSS in a fresh process, next to a plain file copy of
- *    the same model in the same run (median of up to 3 runs each, interleaved), and next to the
- *    Python peer bench/surgery_peer.py (onnx + numpy) when /usr/bin/python3 has onnx.
- * 4. Oracle check at full size: pruned vs original with the removed filters masked (batch 1).
- * 5. onnxruntime latency, pruned vs original, batch 1 and 16 (median of R runs, interleaved),
- *    next to the ratio of their MACs.
+ * For VGG11 (filters, 15% of each block's channels removed, or keep sets from a real calibration
+ * with --calibrate N) and ViT-B/16 (patch+heads, the keep rule of bench/surgery-vit.ts):
+ *   load + prune + save (atomic: temp file, fsync, rename) in a fresh process, paired A B / B A with
+ *   the floor, the same durable work on the same bytes (read the input, write it, fsync, rename),
+ *   also in a fresh process. Reported: the median of the pair ratios with its spread [min-max],
+ *   the load averages, and peak RSS against the input file's size.
+ *   Targets (issue 18): time <= 1.3x the floor, peak RSS <= 1.3x the file.
+ *   The output is checked byte for byte against in-memory pruning (loadModel + prune + serialize).
+ * VGG11 only, unless skipped: cost before/after, oracle check (pruned vs original with the removed
+ * filters masked), onnxruntime latency pruned vs original.
  *
- *   npx tsx bench/surgery.ts [--images N] [--runs R] [--scope block|last] [--model path] [--cuda]
+ *   npx tsx bench/surgery.ts [--models vgg11,vit_b_16] [--rounds 3] [--calibrate N] [--scope block|last]
+ *                            [--skip-oracle] [--skip-latency] [--runs R] [--cuda]
  *
  * Env FAIRPRUNE_DATA overrides the dataset folder (default ../shared/datasets from the repo root).
  */
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { spawnSync } from 'node:child_process';
-import { loadModel } from '../src/onnx/index.js';
-import { calibrate, keepSetsFromMedians } from '../src/calibration/index.js';
+import { loadModel, serializeModel } from '../src/onnx/index.js';
+import { calibrate, discoverTaps, keepSetsFromMedians } from '../src/calibration/index.js';
 import { graphCost } from '../src/metrics/cost.js';
 import { pruneFilters, surgeryTotals } from '../src/surgery/index.js';
+import { findAttentionBlocks, pruneVit } from '../src/surgery/vit/index.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../src/runtime/session.js';
+import type { KeepSet } from '../src/core/keep.js';
 import { maskFilters, compareModels, complement } from '../tests/helpers/oracle.js';
-import { fullModel, median, mib, nowMs, repoRoot, runWorker } from './lib.js';
+import { fullModel, load1, median, mib, nowMs, pairedRuns, repoRoot, runWorker, spread } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
-    images: { type: 'string', default: '32' },
+    models: { type: 'string', default: 'vgg11,vit_b_16' },
+    rounds: { type: 'string', default: '3' },
+    calibrate: { type: 'string' },
     runs: { type: 'string', default: '5' },
     scope: { type: 'string', default: 'block' },
-    model: { type: 'string' },
     cuda: { type: 'boolean', default: false },
     'skip-oracle': { type: 'boolean', default: false },
+    'skip-latency': { type: 'boolean', default: false },
   },
 });
-const nImages = Number(args.images);
+const rounds = Number(args.rounds);
 const runs = Number(args.runs);
 const scope = args.scope as 'block' | 'last';
 const providers: ExecutionProvider[] = args.cuda ? ['cuda', 'cpu'] : ['cpu'];
-
-const src = args.model ? resolve(args.model) : fullModel('vgg11', 5);
 const work = mkdtempSync(join(tmpdir(), 'bench-surgery-'));
-const out = join(work, 'pruned.onnx');
-const copy = join(work, 'copy.onnx');
+type Run = { ms: number; maxRssBytes: number };
+const summary: string[] = [];
+
+/** Paired file-to-file runs against the floor; checks the output against in-memory pruning. */
+function timeAgainstFloor(name: string, src: string, mode: string, keepsFile: string, option: string, expected: Uint8Array) {
+  const out = join(work, `${name}-pruned.onnx`);
+  const floorOut = join(work, `${name}-floor.onnx`);
+  const size = statSync(src).size;
+  readFileSync(src); // page cache warm for both sides
+  console.log(`\n${name}: load + prune + save (A) vs floor (B), ${rounds} pairs, fresh process each`);
+  return pairedRuns(
+    rounds,
+    () => runWorker<Run>('bench/surgery-worker.ts', [mode, src, out, keepsFile, option]),
+    () => runWorker<Run>('bench/surgery-worker.ts', ['floor', src, floorOut]),
+    (side, r, res, l) => console.log(`  round ${r} ${side === 'A' ? 'prune' : 'floor'}: ${(res.ms / 1000).toFixed(2)} s, peak RSS ${mib(res.maxRssBytes)}, load ${l.toFixed(2)}`),
+  ).then((pairs) => {
+    const same = readFileSync(out).equals(Buffer.from(expected));
+    const time = pairs.map((p) => p.a.ms / p.b.ms);
+    const rss = pairs.map((p) => p.a.maxRssBytes / size);
+    const lines = [
+      `${name} load+prune+save: ${spread(time)}x floor (target <= 1.3x: ${median(time) <= 1.3 ? 'met' : 'NOT met'}); prune ${spread(pairs.map((p) => p.a.ms / 1000), 2, ' s')}, floor ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}`,
+      `${name} peak RSS: ${spread(rss)}x the file (${mib(size)}; target <= 1.3x: ${median(rss) <= 1.3 ? 'met' : 'NOT met'}); floor peak ${mib(median(pairs.map((p) => p.b.maxRssBytes)))}`,
+      `${name} output ${mib(statSync(out).size)}, ${same ? 'identical to' : 'DIFFERENT FROM'} in-memory pruning; load average ${spread(pairs.flatMap((p) => [p.loadA, p.loadB]), 2)}`,
+    ];
+    for (const l of lines) console.log(`  ${l}`);
+    summary.push(...lines);
+  });
+}
 
 try {
-  const dataRoot = process.env.FAIRPRUNE_DATA ?? join(repoRoot, '..', 'shared', 'datasets');
-  const imageDir = join(dataRoot, 'pad-ufes-20', 'images');
-  const images = readdirSync(imageDir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, nImages).map((f) => join(imageDir, f));
-  console.log(`model: ${src} (${mib(statSync(src).size)})`);
+  console.log(`load ${load1().toFixed(2)} at start`);
+  for (const name of args.models!.split(',')) {
+    if (name === 'vgg11') await vgg();
+    else if (name === 'vit_b_16') await vit();
+    else throw new Error(`unknown model '${name}' (vgg11, vit_b_16)`);
+  }
+  console.log('\n== summary (medians of paired ratios [min-max]) ==');
+  for (const l of summary) console.log(l);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
 
-  // 1. Calibration.
-  let t = nowMs();
-  const cal = await calibrate(src, images, { kind: 'cnn', batchSize: 8, executionProviders: providers });
-  const { keepSets, minKeepFired } = keepSetsFromMedians(cal);
-  console.log(`calibration: ${cal.images.length} PAD-UFES-20 images on ${cal.provider}, ${((nowMs() - t) / 1000).toFixed(1)} s`);
+async function vit(): Promise<void> {
+  const src = fullModel('vit_b_16');
+  const original = loadModel(src);
+  const conv = original.proto.graph!.node.find((n) => n.opType === 'Conv')!;
+  const d = Number(original.proto.graph!.initializer.find((t) => t.name === conv.input[1])!.dims[0]);
+  const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
+  const headKeeps: KeepSet[] = findAttentionBlocks(original).map((b, i) => ({
+    tap: b.id,
+    kind: 'heads',
+    total: b.numHeads,
+    keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => (h + i) % 3 !== 0),
+  }));
+  const keepsFile = join(work, 'vit-keeps.json');
+  writeFileSync(keepsFile, JSON.stringify({ patchKeep, headKeeps }));
+  const expected = serializeModel(pruneVit(original, { pattern: 'patch+heads', patchKeep, headKeeps }).model);
+  console.log(`\nViT-B/16 ${src} (${mib(statSync(src).size)}): patch 3/4 of ${d} channels, 2/3 of the heads of every block`);
+  await timeAgainstFloor('ViT-B/16', src, 'prune-vit', keepsFile, 'patch+heads', expected);
+}
+
+async function vgg(): Promise<void> {
+  const src = fullModel('vgg11', 5);
+  const original = loadModel(src);
+  console.log(`\nVGG11 ${src} (${mib(statSync(src).size)})`);
+  let keepSets: KeepSet[];
+  if (args.calibrate) {
+    const dataRoot = process.env.FAIRPRUNE_DATA ?? join(repoRoot, '..', 'shared', 'datasets');
+    const imageDir = join(dataRoot, 'pad-ufes-20', 'images');
+    const images = readdirSync(imageDir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, Number(args.calibrate)).map((f) => join(imageDir, f));
+    const t = nowMs();
+    const cal = await calibrate(src, images, { kind: 'cnn', batchSize: 8, executionProviders: providers });
+    keepSets = keepSetsFromMedians(cal).keepSets;
+    console.log(`keep sets from calibration: ${cal.images.length} PAD-UFES-20 images on ${cal.provider}, ${((nowMs() - t) / 1000).toFixed(1)} s`);
+  } else {
+    // 15% of each block's channels removed, spread over the axis (every unit index i with
+    // (i * 7919) % 100 < 15), so slices are many short runs, not one cut.
+    keepSets = discoverTaps(original, 'cnn').map((t) => ({
+      tap: t.value,
+      kind: 'filters' as const,
+      total: t.units!,
+      keep: Array.from({ length: t.units! }, (_, i) => i).filter((i) => (i * 7919) % 100 >= 15),
+    }));
+    console.log('keep sets: 15% of the filters of every block removed (spread)');
+  }
   for (const k of keepSets) console.log(`  ${k.tap}: keep ${k.keep.length}/${k.total}`);
-  if (minKeepFired.length) console.log(`  minKeep rule fired at: ${minKeepFired.join(', ')}`);
   const keepsFile = join(work, 'keeps.json');
   writeFileSync(keepsFile, JSON.stringify(keepSets));
 
-  // 2. Prune in-process (for the records and the cost).
-  const original = loadModel(src);
-  t = nowMs();
+  let t = nowMs();
   const result = pruneFilters(original, keepSets, { scope });
-  console.log(`\npruneFilters (scope ${scope}) in-process: ${(nowMs() - t).toFixed(0)} ms`);
-  for (const l of result.layers.filter((l) => l.opType === 'Conv')) {
-    console.log(`  ${l.node}: filters ${l.filtersBefore} -> ${l.filtersAfter}, inputs ${l.inputsBefore} -> ${l.inputsAfter}, params -${l.paramsRemoved}, MACs -${l.macsRemoved}`);
-  }
-  for (const l of result.layers.filter((l) => l.opType !== 'Conv')) {
-    console.log(`  ${l.node} (${l.opType}): inputs ${l.inputsBefore} -> ${l.inputsAfter}, params -${l.paramsRemoved}, MACs -${l.macsRemoved}`);
-  }
+  console.log(`pruneFilters (scope ${scope}) in memory: ${(nowMs() - t).toFixed(0)} ms`);
   const totals = surgeryTotals(result.layers);
   const before = await graphCost(original);
   const after = await graphCost(result.model);
   const row = (name: string, c: typeof before): string =>
     `  ${name.padEnd(9)} ${(c.parameters / 1e6).toFixed(2).padStart(8)} M params  ${(c.macs / 1e9).toFixed(2).padStart(6)} GMACs  ${c.weightMiB.toFixed(1).padStart(7)} MiB`;
-  console.log('\ncost (src/metrics/cost.ts, batch 1):');
+  console.log('cost (src/metrics/cost.ts, batch 1):');
   console.log(row('original', before));
   console.log(row('pruned', after));
-  console.log(`  records: ${totals.filtersRemoved} filters, ${(totals.paramsRemoved / 1e6).toFixed(2)} M params, ${(totals.macsRemoved / 1e9).toFixed(3)} GMACs removed` +
-    ` (cost.ts difference: ${((before.parameters - after.parameters) / 1e6).toFixed(2)} M, ${((before.macs - after.macs) / 1e9).toFixed(3)} GMACs)`);
+  console.log(`  records: ${totals.filtersRemoved} filters, ${(totals.paramsRemoved / 1e6).toFixed(2)} M params, ${(totals.macsRemoved / 1e9).toFixed(3)} GMACs removed`);
 
-  // 3. Load + prune + save vs plain copy, fresh processes.
-  const prune: { ms: number; maxRssBytes: number }[] = [];
-  const cp: { ms: number; maxRssBytes: number }[] = [];
-  for (let r = 0; r < Math.max(1, Math.min(runs, 3)); r++) {
-    cp.push(runWorker('bench/surgery-worker.ts', ['copy', src, copy]));
-    prune.push(runWorker('bench/surgery-worker.ts', ['prune', src, out, keepsFile, scope]));
-  }
-  // The Python peer (onnx + numpy, bench/surgery_peer.py), when Debian's python3-onnx is there.
-  const peer: { ms: number; maxRssBytes: number }[] = [];
-  const peerOut = join(work, 'peer.onnx');
-  if (spawnSync('/usr/bin/python3', ['-c', 'import onnx, numpy']).status === 0) {
-    for (let r = 0; r < prune.length; r++) {
-      const p = spawnSync('/usr/bin/python3', [join(repoRoot, 'bench', 'surgery_peer.py'), src, peerOut, keepsFile, scope], { encoding: 'utf8' });
-      if (p.status !== 0) throw new Error(`surgery_peer.py failed: ${p.stderr}`);
-      peer.push(JSON.parse(p.stdout.trim().split('\n').pop()!));
-    }
-  }
-  const pMs = median(prune.map((p) => p.ms));
-  const cMs = median(cp.map((p) => p.ms));
-  console.log(`\nload+prune+save: ${(pMs / 1000).toFixed(2)} s wall, peak RSS ${mib(Math.max(...prune.map((p) => p.maxRssBytes)))}; ` +
-    `plain copy: ${(cMs / 1000).toFixed(2)} s, peak RSS ${mib(Math.max(...cp.map((p) => p.maxRssBytes)))}; ratio ${(pMs / cMs).toFixed(1)}x (median of ${prune.length})`);
-  if (peer.length) {
-    const qMs = median(peer.map((p) => p.ms));
-    console.log(`  python peer (onnx + numpy): ${(qMs / 1000).toFixed(2)} s wall, peak RSS ${mib(Math.max(...peer.map((p) => p.maxRssBytes)))}; ours / peer ${(pMs / qMs).toFixed(2)}x`);
-  }
-  console.log(`  output ${mib(statSync(out).size)} (input ${mib(statSync(src).size)})`);
+  await timeAgainstFloor('VGG11', src, 'prune', keepsFile, scope, serializeModel(result.model));
 
-  // 4. Oracle at full size.
   if (!args['skip-oracle']) {
     const masks: Record<string, number[]> = {};
     for (const l of result.layers) if (l.removedFilters) masks[l.node] = l.removedFilters;
-    // The masks come from the records; check they are exactly the keep sets' complements for the tapped convs.
     for (const k of keepSets) {
       const rec = result.layers.find((l) => l.removedFilters && l.filtersBefore === k.total && l.removedFilters.join() === complement(k.total, k.keep).join());
       if (!rec && k.keep.length < k.total) throw new Error(`no record removes the complement of the keep set of ${k.tap}`);
@@ -126,30 +163,24 @@ try {
     for (const c of cmp) console.log(`\noracle (batch ${c.batch}): max |diff| ${c.maxAbsDiff.toExponential(2)}, max |logit| ${c.maxAbsLogit.toExponential(2)}, relative ${c.relative.toExponential(2)}`);
   }
 
-  // 5. Latency.
-  const ra = await createRuntime(src, { executionProviders: providers });
-  const rb = await createRuntime(out, { executionProviders: providers });
-  console.log(`\nonnxruntime latency on ${ra.provider} (median of ${runs}, interleaved; MAC ratio pruned/original ${(after.macs / before.macs).toFixed(3)}):`);
-  for (const batch of [1, 16]) {
-    const dims = [batch, 3, 224, 224];
-    const x = new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i));
-    await runBatch(ra, x, dims);
-    await runBatch(rb, x, dims);
-    const ta: number[] = [];
-    const tb: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      let s = nowMs();
+  if (!args['skip-latency']) {
+    const ra = await createRuntime(original, { executionProviders: providers, intraOpNumThreads: 1 });
+    const rb = await createRuntime(result.model, { executionProviders: providers, intraOpNumThreads: 1 });
+    console.log(`\nonnxruntime latency on ${ra.provider}, 1 thread (pairs alternating; MAC ratio pruned/original ${(after.macs / before.macs).toFixed(3)}):`);
+    for (const batch of [1, 16]) {
+      const dims = [batch, 3, 224, 224];
+      const x = new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i));
       await runBatch(ra, x, dims);
-      ta.push(nowMs() - s);
-      s = nowMs();
       await runBatch(rb, x, dims);
-      tb.push(nowMs() - s);
+      const time = async (rt: typeof ra) => {
+        t = nowMs();
+        await runBatch(rt, x, dims);
+        return nowMs() - t;
+      };
+      const pairs = await pairedRuns(runs, () => time(rb), () => time(ra));
+      console.log(`  batch ${String(batch).padStart(2)}: pruned/original ${spread(pairs.map((p) => p.a / p.b))} (original ${median(pairs.map((p) => p.b)).toFixed(1)} ms), load ${spread(pairs.map((p) => p.loadA), 2)}`);
     }
-    const [ma, mb] = [median(ta), median(tb)];
-    console.log(`  batch ${String(batch).padStart(2)}: original ${ma.toFixed(1)} ms, pruned ${mb.toFixed(1)} ms, time ratio ${(mb / ma).toFixed(3)}`);
+    await ra.session.release();
+    await rb.session.release();
   }
-  await ra.session.release();
-  await rb.session.release();
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
