@@ -3,8 +3,9 @@
  * preprocessed images (float32 [N,3,S,S], written by bench/calibrate.ts), then from the model
  * path either
  *   plain:       an onnxruntime session of the file (onnxruntime reads it), logits of every batch;
- *   calibrate:   calibrateTensors(path) (taps, in-graph moments, medians);
- *   calibrate-js: the same with moments: 'js' (every map fetched, JS kernel).
+ *   calibrate:   calibrateTensors(path) (taps, in-graph moments (default 'mixed'), medians);
+ *   calibrate-float64 / calibrate-float32: in-graph moments of that precision;
+ *   calibrate-js: moments: 'js' (every map fetched, JS kernel).
  * Prints {ms, runMs, maxRssBytes, baseRssBytes} as its last line: ms from before the model is
  * opened to the end; runMs the batches alone; baseRssBytes the RSS before the model.
  *
@@ -33,12 +34,14 @@ if (mode === 'plain') {
   }
   runMs = nowMs() - t1;
   await rt.session.release();
-} else if (mode === 'calibrate' || mode === 'calibrate-js') {
+} else if (mode.startsWith('calibrate')) {
+  const variant = mode.split('-')[1]; // undefined (default: mixed), 'float64', 'float32', 'js'
   const r = await calibrateTensors(model, x, [n, 3, side, side], {
     batchSize: batch,
     intraOpNumThreads: threads,
     graphOptimizationLevel: 'extended',
-    moments: mode === 'calibrate' ? 'graph' : 'js',
+    moments: variant === 'js' ? 'js' : 'graph',
+    ...(variant === 'float64' || variant === 'float32' ? { momentPrecision: variant } : {}),
   });
   runMs = r.timing.inferenceMs + r.timing.statisticsMs + r.timing.waitMs;
 } else {

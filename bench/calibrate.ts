@@ -12,11 +12,12 @@
  * the runs started at. One onnxruntime thread on both sides (--threads), so a ratio measures work,
  * not how many cores the neighbours left free.
  *
- * Also (--js): the same pairs with the JS kernel (every map fetched), for the in-graph saving.
+ * --variants calibrate,calibrate-float64,calibrate-float32,calibrate-js: other ways of computing
+ * the moments, each paired with plain the same way (default: calibrate, the library's default).
  * And (--kernel): the JS skewness kernel's cost on one image's VGG11 tap maps.
  *
  *   npx tsx bench/calibrate.ts [--models vgg11,vit_b_16,vit_tiny] [--rounds 3] [--images 32]
- *                              [--batch 16] [--threads 1] [--js] [--kernel]
+ *                              [--batch 16] [--threads 1] [--variants calibrate,...] [--kernel]
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -33,7 +34,7 @@ const { values: args } = parseArgs({
     images: { type: 'string', default: '32' },
     batch: { type: 'string', default: '16' },
     threads: { type: 'string', default: '1' },
-    js: { type: 'boolean', default: false },
+    variants: { type: 'string', default: 'calibrate' },
     kernel: { type: 'boolean', default: false },
   },
 });
@@ -71,9 +72,14 @@ for (const name of args.models!.split(',')) {
   console.log(`\n== ${name}: ${model} ==`);
   const log = (side: string, round: number, r: Run, l: number) =>
     console.log(`  round ${round} ${side}: wall ${(r.ms / 1000).toFixed(2)} s (batches ${(r.runMs / 1000).toFixed(2)} s), peak RSS ${mib(r.maxRssBytes)}, load ${l.toFixed(2)}`);
-  const sides: [string, string][] = [['calibrate', 'calibration (in-graph moments)']];
-  if (args.js) sides.push(['calibrate-js', 'calibration (JS kernel)']);
-  for (const [mode, label] of sides) {
+  const labels: Record<string, string> = {
+    calibrate: 'calibration (in-graph moments, mixed)',
+    'calibrate-float64': 'calibration (in-graph moments, float64)',
+    'calibrate-float32': 'calibration (in-graph moments, float32)',
+    'calibrate-js': 'calibration (JS kernel)',
+  };
+  for (const mode of args.variants!.split(',')) {
+    const label = labels[mode] ?? mode;
     console.log(` ${label} (A) vs plain onnxruntime (B):`);
     const pairs = await pairedRuns(rounds, job(mode, model), job('plain', model), (s, r, res, l) => log(s === 'A' ? mode : 'plain', r, res, l));
     const wall = pairs.map((p) => p.a.ms / p.b.ms);

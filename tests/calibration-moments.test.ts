@@ -40,14 +40,17 @@ async function bothModes(m: OnnxModel, x: Float32Array, side: number, n: number,
 
 describe('in-graph moments equal the float64 JS kernel', () => {
   for (const file of ['vgg11_w8.onnx', 'vit_b16_tiny_op17.onnx', 'vit_timm_tiny.onnx']) {
-    it(`${file}: every tap, every image (float64 in the graph; float32 within its measured error)`, async () => {
+    it(`${file}: every tap, every image ('mixed' to 2e-6, 'float64' to 1e-9; float32 within its measured error)`, async () => {
       const m = loadModel(join(FIX, file));
       const x = images(5, 32);
       const { graph, js } = await bothModes(m, x, 32, 5);
-      expect(graph.taps.every((t) => t.moments === 'graph-float64')).toBe(true);
+      expect(graph.taps.every((t) => t.moments === 'graph-mixed')).toBe(true);
       expect(js.taps.every((t) => t.moments === 'js')).toBe(true);
       expect(graph.taps.map((t) => [t.units, t.mapSize, t.layout])).toEqual(js.taps.map((t) => [t.units, t.mapSize, t.layout]));
-      expect(worstRelative(graph, js)).toBeLessThan(1e-9);
+      expect(worstRelative(graph, js)).toBeLessThan(2e-6);
+      const f64 = await calibrateTensors(m, x, [5, 3, 32, 32], { batchSize: 3, momentPrecision: 'float64' });
+      expect(f64.taps[0].moments).toBe('graph-float64');
+      expect(worstRelative(f64, js)).toBeLessThan(1e-9);
       const f32 = await calibrateTensors(m, x, [5, 3, 32, 32], { batchSize: 3, momentPrecision: 'float32' });
       expect(f32.taps[0].moments).toBe('graph-float32');
       // float32 accumulation is measurably worse (docs/calibration.md), but not wrong.
@@ -69,7 +72,7 @@ describe('calibration of float16, float64 and bfloat16 models', () => {
       const half = convertFloatModel(base, DataType.FLOAT16);
       const x = images(4, 32, 3);
       const { graph, js } = await bothModes(half, x, 32, 4, { collectLogits: true });
-      expect(graph.taps.every((t) => t.moments === 'graph-float64')).toBe(true);
+      expect(graph.taps.every((t) => t.moments === 'graph-mixed')).toBe(true);
       // Not bit-equal: the CPU provider runs float16 Conv/Relu/MaxPool in float32 between Casts it
       // inserts, and drops float32->float16->float32 round trips where a float32 Cast follows (the
       // JS path) but not before the float64 Cast (the graph path), so one side sees maps rounded
@@ -88,8 +91,13 @@ describe('calibration of float16, float64 and bfloat16 models', () => {
       const base = loadModel(join(FIX, file));
       const wide = convertFloatModel(base, DataType.DOUBLE, ['Conv', 'Erf']);
       const x = images(4, 32, 5);
-      const { graph, js } = await bothModes(wide, x, 32, 4, { collectLogits: true });
+      const { graph, js } = await bothModes(wide, x, 32, 4, { collectLogits: true, momentPrecision: 'float64' });
+      expect(graph.taps.every((t) => t.moments === 'graph-float64')).toBe(true);
       expect(worstRelative(graph, js)).toBeLessThan(1e-9);
+      // The default reduces a map the graph records as float64 in float64, and one of unrecorded
+      // type (these fixtures record none for their taps) in float32 rows: within 2e-6.
+      const mixed = await calibrateTensors(wide, x, [4, 3, 32, 32], { batchSize: 3 });
+      expect(worstRelative(mixed, js)).toBeLessThan(2e-6);
       const full = await calibrateTensors(base, x, [4, 3, 32, 32], { batchSize: 3 });
       // The same network in more precision: the statistics agree with the float32 model's to float32 rounding.
       full.taps.forEach((t, ti) => t.medians.forEach((v, u) => expect(Math.abs(graph.taps[ti].medians[u] - v)).toBeLessThan(1e-3 * Math.max(1, Math.abs(v)))));
@@ -108,8 +116,8 @@ describe('calibration of float16, float64 and bfloat16 models', () => {
     const m = b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'out', shape: ['batch', 4, 4, 4] }]);
     const tap = { value: r16, kind: 'filters' as const, node: 'cast', layout: 'NCHW' as const, units: 4, description: 'bf16 map' };
     const { graph, js } = await bothModes(m, images(3, 8), 8, 3, { taps: [tap] });
-    expect(graph.taps[0].moments).toBe('graph-float64');
-    expect(worstRelative(graph, js)).toBeLessThan(1e-9);
+    expect(graph.taps[0].moments).toBe('graph-mixed');
+    expect(worstRelative(graph, js)).toBeLessThan(2e-6);
   });
 });
 

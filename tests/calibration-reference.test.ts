@@ -53,9 +53,10 @@ for (const c of cases) {
       const model = loadModel(modelPath!);
       const r = await calibrate(model, files, { kind: c.kind, batchSize: 8 });
       const js = await calibrate(model, files, { kind: c.kind, batchSize: 8, moments: 'js' });
-      expect(r.taps.every((t) => t.moments === 'graph-float64') && js.taps.every((t) => t.moments === 'js')).toBe(true);
-      // In-graph float64 moments and the float64 JS kernel on the same maps: equal to rounding.
-      r.taps.forEach((t, ti) => t.perImage.forEach((row, u) => row.forEach((v, i) => expect(Math.abs(v - js.taps[ti].perImage[u][i])).toBeLessThan(1e-9 * Math.max(1, Math.abs(v))))));
+      expect(r.taps.every((t) => t.moments === 'graph-mixed') && js.taps.every((t) => t.moments === 'js')).toBe(true);
+      // In-graph moments (float32 rows, float64 across rows) and the float64 JS kernel on the same
+      // maps: measured 2.1e-7 (VGG11) and 5.7e-7 (ViT-Tiny) relative per image.
+      r.taps.forEach((t, ti) => t.perImage.forEach((row, u) => row.forEach((v, i) => expect(Math.abs(v - js.taps[ti].perImage[u][i])).toBeLessThan(2e-6 * Math.max(1, Math.abs(v))))));
       // Same preprocessing as the reference (the model's metadata recipe).
       expect(r.preprocess).toMatchObject(ref!.preprocess as object);
       expect(r.images).toHaveLength(ref!.images.length);

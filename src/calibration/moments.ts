@@ -19,8 +19,17 @@
 import { DataType, GraphError, GraphIndex, intAttr, intsAttr, makeInt64Tensor, makeNode, makeValueInfo, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/index.js';
 import type { Tap } from './taps.js';
 
-/** Accumulation type of the in-graph moments. onnxruntime's CPU provider has float64 kernels for every op used. */
-export type MomentPrecision = 'float64' | 'float32';
+/**
+ * How the in-graph moments are computed:
+ * - 'mixed': float32 maps and products, each map row (last axis) averaged in float32, the rows
+ *   combined in float64; centred on the float32-rounded mean, with the first moment about it
+ *   removed exactly (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3), so the rounding
+ *   of the centre costs nothing. No float64 copy of any map.
+ * - 'float64': the map cast to float64, every op in float64 (onnxruntime's CPU provider has
+ *   float64 Cast, ReduceMean, Sub and Mul); float64 temporaries twice the map's size.
+ * - 'float32': every op in float32 (ReduceMean accumulates whole maps in float32).
+ */
+export type MomentPrecision = 'mixed' | 'float64' | 'float32';
 
 /** Output names of one tap's moments. */
 export interface MomentOutputs {
@@ -28,6 +37,10 @@ export interface MomentOutputs {
   mean: string;
   m2: string;
   m3: string;
+  /** 'mixed' only: the first moment about the centre used (m2, m3 are about that centre too). */
+  e1?: string;
+  /** How they are computed ('mixed' falls to 'float64' for a tap the graph records as float64). */
+  precision: MomentPrecision;
   /** int64 Shape of the tapped value. */
   dims: string;
 }
@@ -81,7 +94,6 @@ export function withCalibrationOutputs(
   const nodes: NodeProto[] = [];
   const inits: TensorProto[] = [];
   const outputs: ValueInfoProto[] = [];
-  const accType = precision === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
   const output = (name: string, elemType: number) => outputs.push(makeValueInfoUnknownShape(name, elemType));
   const need = (value: string, what: string) => {
     if (!index.producer.has(value) && !index.graphInputs.has(value)) throw new GraphError(`${what} '${value}' is not produced by any node of the graph`);
@@ -93,39 +105,71 @@ export function withCalibrationOutputs(
     if (why) throw new GraphError(`tap '${tap.value}': in-graph moments unavailable: ${why}`);
     const p = `fairprune_moments/${tap.value}`;
     const v = (s: string) => fresh(`${tap.value}/fairprune_${s}`);
-    const axes = opset >= 11 ? [-2, -1] : tap.layout === '(BH)TT' ? [1, 2] : [2, 3];
-    const reduce = (input: string, out: string, keepdims: number, tag: string): NodeProto => {
+    const last = opset >= 11 ? -1 : 3 - (tap.layout === '(BH)TT' ? 1 : 0);
+    const axes = [last - 1, last];
+    const reduce = (input: string, out: string, keepdims: number, tag: string, over = axes): NodeProto => {
       if (opset >= 18) {
         const axesName = fresh(`${p}/axes`);
-        inits.push(makeInt64Tensor(axesName, axes));
+        inits.push(makeInt64Tensor(axesName, over));
         return makeNode('ReduceMean', [input, axesName], [out], fresh(`${p}/${tag}`), [intAttr('keepdims', keepdims)]);
       }
-      return makeNode('ReduceMean', [input], [out], fresh(`${p}/${tag}`), [intsAttr('axes', axes), intAttr('keepdims', keepdims)]);
+      return makeNode('ReduceMean', [input], [out], fresh(`${p}/${tag}`), [intsAttr('axes', over), intAttr('keepdims', keepdims)]);
     };
-    const xc = v('cast');
+    const cast = (input: string, to: number, tag: string): string => {
+      const out = v(tag);
+      nodes.push(makeNode('Cast', [input], [out], fresh(`${p}/Cast_${tag}`), [intAttr('to', to)]));
+      return out;
+    };
+    const dims = v('dims');
+    nodes.push(makeNode('Shape', [tap.value], [dims], fresh(`${p}/Shape`)));
+    output(dims, DataType.INT64);
+    // A float64 map is reduced in float64: 'mixed' would round it to float32 first.
+    const own = precision === 'mixed' && recordedElemType(index, tap.value) === DataType.DOUBLE ? 'float64' : precision;
+    if (own === 'mixed') {
+      // float32 rows, float64 across rows: mean of each row, then the mean of the row means.
+      const rowsThenAll = (input: string, tag: string): string => {
+        const rows = v(`${tag}_rows`);
+        nodes.push(reduce(input, rows, 1, `ReduceMean_${tag}_rows`, [last]));
+        const all = v(tag);
+        nodes.push(reduce(cast(rows, DataType.DOUBLE, `${tag}_rows64`), all, 1, `ReduceMean_${tag}`, [last - 1]));
+        return all;
+      };
+      // A Cast to the type a value already has is removed by onnxruntime's basic optimizations.
+      const x = cast(tap.value, DataType.FLOAT, 'float32');
+      const mean = rowsThenAll(x, 'mean');
+      const centre = cast(mean, DataType.FLOAT, 'centre');
+      const d = v('centred');
+      const d2 = v('centred2');
+      const d3 = v('centred3');
+      nodes.push(makeNode('Sub', [x, centre], [d], fresh(`${p}/Sub`)));
+      const e1 = rowsThenAll(d, 'e1');
+      nodes.push(makeNode('Mul', [d, d], [d2], fresh(`${p}/Mul2`)));
+      const m2 = rowsThenAll(d2, 'm2');
+      nodes.push(makeNode('Mul', [d2, d], [d3], fresh(`${p}/Mul3`)));
+      const m3 = rowsThenAll(d3, 'm3');
+      for (const o of [mean, e1, m2, m3]) output(o, DataType.DOUBLE);
+      return { tap, mean, m2, m3, e1, dims, precision: own };
+    }
+    const accType = own === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
+    const xc = cast(tap.value, accType, 'cast');
     const mean = v('mean');
     const d = v('centred');
     const d2 = v('centred2');
     const d3 = v('centred3');
     const m2 = v('m2');
     const m3 = v('m3');
-    const dims = v('dims');
     nodes.push(
-      // A Cast to the type the value already has is removed by onnxruntime's basic optimizations.
-      makeNode('Cast', [tap.value], [xc], fresh(`${p}/Cast`), [intAttr('to', accType)]),
       reduce(xc, mean, 1, 'ReduceMean_mean'),
       makeNode('Sub', [xc, mean], [d], fresh(`${p}/Sub`)),
       makeNode('Mul', [d, d], [d2], fresh(`${p}/Mul2`)),
       reduce(d2, m2, 0, 'ReduceMean_m2'),
       makeNode('Mul', [d2, d], [d3], fresh(`${p}/Mul3`)),
       reduce(d3, m3, 0, 'ReduceMean_m3'),
-      makeNode('Shape', [tap.value], [dims], fresh(`${p}/Shape`)),
     );
     output(mean, accType);
     output(m2, accType);
     output(m3, accType);
-    output(dims, DataType.INT64);
-    return { tap, mean, m2, m3, dims };
+    return { tap, mean, m2, m3, dims, precision: own };
   });
 
   // Maps are fetched as float32 or float64 as the graph records them, other types (float16,

@@ -55,7 +55,7 @@ export interface CalibrationOptions {
    * (TapStatistics.moments says which ran).
    */
   moments?: 'graph' | 'js';
-  /** Accumulation type of in-graph moments (default 'float64'; the JS kernel always uses float64). */
+  /** How in-graph moments accumulate (default 'mixed', see moments.ts; the JS kernel always uses float64). */
   momentPrecision?: MomentPrecision;
 }
 
@@ -74,7 +74,7 @@ export interface TapStatistics {
   /** Per-unit medians over the images of each group, when the source gives groups. */
   perGroupMedians?: Record<string, Float64Array>;
   /** Where the moments were computed: in the graph (with its precision), or by the JS kernel. */
-  moments: 'graph-float64' | 'graph-float32' | 'js';
+  moments: 'graph-mixed' | 'graph-float64' | 'graph-float32' | 'js';
   /** Why a tap asked for in-graph moments ran on the JS kernel instead. */
   momentsFallback?: string;
 }
@@ -267,8 +267,8 @@ async function runCalibration(
   const { taps, inputName } = plan;
   const timing = { sessionMs: 0, waitMs: 0, inferenceMs: 0, statisticsMs: 0 };
   let t0 = performance.now();
-  const precision = options.momentPrecision ?? 'float64';
-  if (precision !== 'float64' && precision !== 'float32') throw new RangeError(`momentPrecision must be 'float64' or 'float32', got '${String(precision)}'`);
+  const precision = options.momentPrecision ?? 'mixed';
+  if (!['mixed', 'float64', 'float32'].includes(precision)) throw new RangeError(`momentPrecision must be 'mixed', 'float64' or 'float32', got '${String(precision)}'`);
   const mode = options.moments ?? 'graph';
   if (mode !== 'graph' && mode !== 'js') throw new RangeError(`moments must be 'graph' or 'js', got '${String(mode)}'`);
   const fallback = new Map<Tap, string>();
@@ -301,7 +301,7 @@ async function runCalibration(
     const logitChunks: Float32Array[] = [];
     let logitDims: number[] = [];
     const outputNames = [
-      ...new Set([...tapped.moments.flatMap((o) => [o.mean, o.m2, o.m3, o.dims]), ...tapped.maps.values(), ...tapped.extras.values()]),
+      ...new Set([...tapped.moments.flatMap((o) => [o.mean, o.m2, o.m3, o.dims, ...(o.e1 ? [o.e1] : [])]), ...tapped.maps.values(), ...tapped.extras.values()]),
     ];
 
     let pending = decodeNext();
@@ -335,7 +335,7 @@ async function runCalibration(
           // Padding rows of a fixed-batch model are not measured.
           if (mo) {
             const [mean, m2, m3] = [mo.mean, mo.m2, mo.m3].map((name) => out[name].data as Float64Array | Float32Array);
-            reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first);
+            reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first, mo.e1 ? (out[mo.e1].data as Float64Array) : undefined);
           } else {
             const data = (t!.data as Float32Array | Float64Array).subarray(0, count * shape.units * shape.mapSize);
             reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
@@ -362,7 +362,7 @@ async function runCalibration(
       const s = stores[ti]!;
       const perImage = Array.from({ length: s.units }, (_, u) => s.values.subarray(u * total, u * total + n));
       const medians = Float64Array.from(perImage, (row) => median(row));
-      const moments = momentsOf.has(tap) ? (`graph-${precision}` as const) : 'js';
+      const moments = momentsOf.has(tap) ? (`graph-${momentsOf.get(tap)!.precision}` as const) : 'js';
       const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage, moments };
       if (fallback.has(tap)) stats.momentsFallback = fallback.get(tap);
       if (hasGroups) {

@@ -100,8 +100,9 @@ export function reduceBatch(
 
 /**
  * Skewness of every (image, unit) map from moments computed in the graph: `mean`, `m2`, `m3` hold
- * batch x units values, image-major (index b * units + u, any trailing 1-dims of the mean
- * ignored); written as out[u * stride + firstImage + b] like {@link reduceBatch}.
+ * batch x units values, image-major (index b * units + u, trailing 1-dims ignored); written as
+ * out[u * stride + firstImage + b] like {@link reduceBatch}. With `e1`, m2 and m3 are moments about
+ * a centre that differs from the mean by e1 (the first moment about it), corrected here exactly.
  */
 export function reduceMoments(
   mean: NumericArray,
@@ -112,15 +113,24 @@ export function reduceMoments(
   out: Float64Array,
   stride: number,
   firstImage: number,
+  e1?: NumericArray,
 ): void {
   const n = batch * units;
-  if (mean.length < n || m2.length < n || m3.length < n) {
+  if (mean.length < n || m2.length < n || m3.length < n || (e1 && e1.length < n)) {
     throw new RangeError(`moments of ${Math.min(mean.length, m2.length, m3.length)} maps for ${batch} x ${units}`);
   }
   for (let b = 0; b < batch; b++) {
     for (let u = 0; u < units; u++) {
       const k = b * units + u;
-      out[u * stride + firstImage + b] = skewnessFromMoments(mean[k], m2[k], m3[k]);
+      let s2 = m2[k];
+      let s3 = m3[k];
+      if (e1) {
+        // Moments about a centre c = mean + e: E[(x-mean)^2] = E[d^2] - e^2, E[(x-mean)^3] = E[d^3] - 3e E[d^2] + 2e^3.
+        const e = e1[k];
+        s3 = s3 - 3 * e * s2 + 2 * e * e * e;
+        s2 = s2 - e * e;
+      }
+      out[u * stride + firstImage + b] = skewnessFromMoments(mean[k], s2, s3);
     }
   }
 }
