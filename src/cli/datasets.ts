@@ -1,11 +1,9 @@
 /** Datasets and calibration sources named on the command line. */
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
 import { readCsvDataset, readIsic, readPadUfes20 } from '../data/readers.js';
 import { readCsv } from '../data/csv.js';
 import type { Dataset } from '../data/dataset.js';
 import type { SplitName } from '../data/split.js';
-import type { CalibrationSource } from '../calibration/index.js';
 import { CliError } from './errors.js';
 
 /**
@@ -34,11 +32,4 @@ export function datasetFromSpec(spec: string, dataRoot?: string): Dataset {
     });
   }
   return split ? ds.split(split) : ds;
-}
-
-/** A calibration source: a folder of images, or a dataset spec. */
-export function calibrationFrom(spec: string, dataRoot?: string): CalibrationSource | Dataset {
-  if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
-  if (/^(pad-ufes-20|isic-uda1|csv:)/.test(spec)) return datasetFromSpec(spec, dataRoot);
-  throw new CliError(`calibration '${spec}': not a folder of images, and not a dataset spec (pad-ufes-20[:split], isic-uda1[:split], csv:<file>)`);
 }

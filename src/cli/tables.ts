@@ -70,5 +70,32 @@ export function formatReport(r: PruneReport): string {
   const change = ev?.bootstrap ? `Change (paired ${Math.round(ev.bootstrap.level * 100)}% CI)` : 'Change';
   out.push(table(['Metric', ev?.models[0]?.label ?? 'original', ev?.models[1]?.label ?? 'pruned', change, 'Reading'], rows));
   if (ev) out.push(evaluationFooter(ev));
+  out.push(formatLayers(r));
+  return out.join('\n');
+}
+
+/** Share of a layer's units removed above which the text output warns of over-pruning. */
+export const OVER_PRUNING_SHARE = 0.5;
+
+/**
+ * What the run kept, layer by layer (kept/total and the share removed), the warnings that follow
+ * from it (a layer or the whole model losing more than half its units), and every note of the report.
+ */
+export function formatLayers(r: PruneReport): string {
+  const rows = r.layers.map((l) => {
+    const removed = l.total - l.kept.length;
+    const share = l.total ? removed / l.total : 0;
+    return [l.tap, l.kind, `${l.kept.length}/${l.total}`, `${(share * 100).toFixed(1)}%`, l.minKeepFired ? 'minKeep fired' : share > OVER_PRUNING_SHARE ? 'over half removed' : ''];
+  });
+  const out = [table(['Layer', 'Unit', 'Kept/total', 'Removed', 'Note'], rows)];
+  const total = r.layers.reduce((s, l) => s + l.total, 0);
+  const kept = r.layers.reduce((s, l) => s + l.kept.length, 0);
+  const warnings: string[] = [];
+  if (total && (total - kept) / total > OVER_PRUNING_SHARE) {
+    warnings.push(`warning: removed ${total - kept} of ${total} units (${(((total - kept) / total) * 100).toFixed(1)}%); over half the measured units are gone (threshold ${r.method.threshold}, minKeep ${r.method.minKeep})`);
+  }
+  const heavy = r.layers.filter((l) => l.total && (l.total - l.kept.length) / l.total > OVER_PRUNING_SHARE);
+  if (heavy.length && !warnings.length) warnings.push(`warning: ${heavy.length} layer${heavy.length === 1 ? '' : 's'} lost over half their units`);
+  out.push(...warnings, ...r.notes.map((n) => `note: ${n}`));
   return out.join('\n');
 }

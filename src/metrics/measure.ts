@@ -122,6 +122,8 @@ export interface LatencyComparison {
 export interface CompareLatencyOptions extends LatencyOptions {
   /** Also time a second session of model A in every round, as an A/A control (default false). */
   control?: boolean;
+  /** Receives progress in images run (warm-up included), over every session and batch size. */
+  onProgress?: (p: { done: number; total: number }) => void;
 }
 
 function ratioStats(batchSize: number, ratios: number[]): RatioStats {
@@ -152,11 +154,20 @@ export async function compareLatency(a: OnnxModel | string, b: OnnxModel | strin
     const warmup = options.warmup ?? 3;
     const out: LatencyComparison = { provider: sessions[0].provider, runs, a: [], b: [], ratio: [], ...(options.control ? { control: [] } : {}) };
     const k = sessions.length;
-    for (const bs of options.batchSizes ?? [1, 8]) {
+    const batchSizes = options.batchSizes ?? [1, 8];
+    const total = batchSizes.reduce((sum, bs) => sum + bs * (warmup + runs) * k, 0);
+    let done = 0;
+    const ran = (bs: number) => options.onProgress?.({ done: (done += bs), total });
+    for (const bs of batchSizes) {
       const dims = [bs, ...shape1.slice(1)];
       const x = new Float32Array(dims.reduce((p, q) => p * q, 1));
       for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 0.5;
-      for (let i = 0; i < warmup; i++) for (const s of sessions) await runBatch(s, x, dims);
+      for (let i = 0; i < warmup; i++) {
+        for (const s of sessions) {
+          await runBatch(s, x, dims);
+          ran(bs);
+        }
+      }
       const times = sessions.map(() => [] as number[]);
       for (let i = 0; i < runs; i++) {
         // Rotate, and reverse every other cycle, so no session always runs first or after the same one.
@@ -166,6 +177,7 @@ export async function compareLatency(a: OnnxModel | string, b: OnnxModel | strin
           const t0 = performance.now();
           await runBatch(sessions[j], x, dims);
           times[j].push(performance.now() - t0);
+          ran(bs);
         }
       }
       out.a.push(summarizeTimes(bs, times[0]));

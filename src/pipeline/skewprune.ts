@@ -56,6 +56,13 @@ export interface SkewPruneOptions {
   executionProviders?: ExecutionProvider[];
   strict?: boolean;
   preprocess?: Preprocess;
+  /** Skip calibration images that cannot be read (counted and named in the report's notes) instead of failing. */
+  skipUnreadable?: boolean;
+  /**
+   * The model input's shape [N, C, H, W] (or [N, H, W, C]) for the cost probe and latency, needed
+   * when the graph leaves dims symbolic (dynamic H/W).
+   */
+  inputShape?: number[];
   /** Labelled images to evaluate the model before and after on (same images, one pass). */
   evaluation?: Dataset;
   /** Bootstrap settings for the evaluation intervals, or false for point estimates. */
@@ -169,7 +176,9 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     strict: options.strict,
     preprocess: options.preprocess,
     warn: options.warn,
-    onProgress: options.onProgress ? (p: { batch: number; batches: number }) => options.onProgress!({ stage, done: p.batch, total: p.batches }) : undefined,
+    skipUnreadable: options.skipUnreadable,
+    // In images, as evaluation and latency count: batches differ per stage and say little.
+    onProgress: options.onProgress ? (p: { images: number; skipped: number; total: number }) => options.onProgress!({ stage, done: p.images + p.skipped, total: p.total }) : undefined,
   });
   const selection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' || pattern === 'staged' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
 
@@ -213,14 +222,17 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
 
   let recovery: RecoveryResult | undefined;
   if (options.recovery?.length) {
-    const batches = imageFileBatches(original, resolveSource(src), { batchSize: options.batchSize, preprocess: options.preprocess });
+    // The images calibration could read (all of them unless skipUnreadable skipped some).
+    const measured = new Set(first.images);
+    const batches = imageFileBatches(original, resolveSource(src).filter((it) => measured.has(it.image)), { batchSize: options.batchSize, preprocess: options.preprocess });
     const run = { executionProviders: options.executionProviders, strict: options.strict, warn: options.warn };
     recovery = await time('recovery', () => recoverPruned(original, pruned, surgery, batches, { ...options.recoveryOptions, ...run, methods: options.recovery! }));
     pruned = recovery.model;
   }
 
-  const before = await time('cost', () => graphCost(original));
-  const after = await time('cost', () => graphCost(pruned));
+  const costOptions = options.inputShape ? { inputShape: options.inputShape } : {};
+  const before = await time('cost', () => graphCost(original, costOptions));
+  const after = await time('cost', () => graphCost(pruned, costOptions));
 
   let evaluation: PairResult | undefined;
   if (options.evaluation) {
@@ -239,7 +251,14 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   let latency: LatencyReport | undefined;
   if (options.latency) {
     const l = options.latency === true ? {} : options.latency;
-    const opts = { batchSizes: l.batchSizes ?? [1, 8], runs: l.runs ?? 10, executionProviders: options.executionProviders, control: true };
+    const opts = {
+      batchSizes: l.batchSizes ?? [1, 8],
+      runs: l.runs ?? 10,
+      executionProviders: options.executionProviders,
+      control: true,
+      ...costOptions,
+      onProgress: options.onProgress ? (p: { done: number; total: number }) => options.onProgress!({ stage: 'latency', done: p.done, total: p.total }) : undefined,
+    };
     // Interleaved runs of both models and of the original against itself (the A/A control), so
     // machine load affects all alike and the report shows the run's noise floor.
     const c = await time('latency', () => compareLatency(original, pruned, opts));
@@ -352,7 +371,8 @@ function buildReport(r: ReportInput): PruneReport {
   const notes: string[] = [];
   if (r.minKeepFired.length) notes.push(`minKeep rule fired (fewer than ${r.minKeep} units above the threshold; the highest medians were kept) at: ${r.minKeepFired.join(', ')}`);
   if (r.calibration[0]?.fallbackReason) notes.push(r.calibration[0].fallbackReason);
-  if (r.calibration.some((c) => c.skipped.length)) notes.push(`skipped unreadable images: ${r.calibration.flatMap((c) => c.skipped.map((s) => s.image)).join(', ')}`);
+  const skipped = r.calibration[0]?.skipped ?? [];
+  if (skipped.length) notes.push(`skipped ${skipped.length} unreadable calibration image${skipped.length === 1 ? '' : 's'} (not measured): ${skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
   return {
     tool: { name: '@fairprune/core', version: packageVersion() },
     createdAt: new Date().toISOString(),

@@ -6,13 +6,15 @@ import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import type { RecoveryMethod } from '../../recovery/index.js';
 import type { FilterScope } from '../../surgery/index.js';
-import { calibrationFrom, datasetFromSpec } from '../datasets.js';
+import { calibrationFrom, sourceSize } from '../calibration-input.js';
+import { datasetFromSpec } from '../datasets.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { defaultOutput, reportFiles, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
+import { Outputs, type OutputTarget } from '../targets.js';
 
 export interface PruneOptions {
   calibration: string;
@@ -30,38 +32,73 @@ export interface PruneOptions {
   recovery?: RecoveryMethod[];
   externalData?: boolean;
   force?: boolean;
+  dryRun?: boolean;
+  skipUnreadable?: boolean;
 }
 
+/** Fewer calibration images than this make per-unit medians noisy (the paper calibrates on hundreds). */
+export const FEW_CALIBRATION_IMAGES = 32;
+
 export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions): Promise<void> {
-  const progress = progressBars(!g.json);
+  const warn = (m: string) => console.error(`fairprune: warning: ${m}`);
   const out = o.out ?? defaultOutput(modelPath);
-  if (resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
-  if (existsSync(out) && !o.force) throw new CliError(`${out} already exists; pass --force to replace it`);
+  if (!o.dryRun && resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
   const model = loadModel(modelPath);
-  const result = await skewPrune(model, {
-    calibration: calibrationFrom(o.calibration, g.dataRoot),
-    pattern: o.pattern as PrunePattern | undefined,
-    scope: o.scope as FilterScope | undefined, // only when given: a ViT refuses any scope
-    threshold: o.threshold,
-    minKeep: o.minKeep,
-    batchSize: o.batchSize,
-    executionProviders: o.ep,
-    strict: !!o.strict,
-    evaluation: o.eval ? datasetFromSpec(o.eval, g.dataRoot) : undefined,
-    latency: !!o.latency,
-    ...(o.recovery ? { recovery: o.recovery } : {}),
-    onProgress: (p) => progress.update(p.stage, p.done, p.total),
-    name: basename(modelPath),
-  });
-  progress.stop();
-  saveModel(result.model, out, { overwrite: !!o.force, ...(o.externalData ? { externalDataThreshold: 1024 } : {}) });
-  result.report.model.output = out;
+  const calibration = calibrationFrom(o.calibration, g.dataRoot);
+  const evaluation = o.eval ? datasetFromSpec(o.eval, g.dataRoot) : undefined;
+
+  // Every output target, checked (and the report folder created) before any work.
+  const modelTarget: OutputTarget = { path: out, what: 'pruned model' };
+  const dataTarget: OutputTarget = { path: `${out}.data`, what: 'external data' };
   const files = o.report ? reportFiles(o.report) : undefined;
-  const report = makeReport('prune', { runs: [result.report], files: { models: [out], ...files } });
-  if (files) writeReport(report, !!o.force);
+  const outputs = o.dryRun
+    ? undefined
+    : new Outputs(
+        [modelTarget, ...(o.externalData ? [dataTarget] : []), ...(files ? [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }] : [])],
+        o.report ? [{ path: o.report, what: 'report folder' }] : [],
+        !!o.force,
+      );
+
+  const n = sourceSize(calibration);
+  if (n < FEW_CALIBRATION_IMAGES) warn(`only ${n} calibration images; medians over fewer than ${FEW_CALIBRATION_IMAGES} are noisy`);
+  const progress = progressBars(!g.json);
+  let result;
+  try {
+    result = await skewPrune(model, {
+      calibration,
+      pattern: o.pattern as PrunePattern | undefined,
+      scope: o.scope as FilterScope | undefined, // only when given: a ViT refuses any scope
+      threshold: o.threshold,
+      minKeep: o.minKeep,
+      batchSize: o.batchSize,
+      executionProviders: o.ep,
+      strict: !!o.strict,
+      skipUnreadable: !!o.skipUnreadable,
+      evaluation,
+      latency: !!o.latency,
+      ...(o.recovery ? { recovery: o.recovery } : {}),
+      onProgress: (p) => progress.update(p.stage, p.done, p.total),
+      warn,
+      name: basename(modelPath),
+    });
+  } catch (e) {
+    outputs?.discard();
+    throw e;
+  } finally {
+    progress.stop();
+  }
+
+  if (outputs) {
+    outputs.write(modelTarget, () => saveModel(result.model, out, { overwrite: !!o.force, ...(o.externalData ? { externalDataThreshold: 1024 } : {}) }), o.externalData ? [dataTarget.path] : []);
+    result.report.model.output = out;
+  }
+  const report = makeReport('prune', { runs: [result.report], ...(outputs ? { files: { models: [out], ...files } } : {}) });
+  if (outputs && files) outputs.write({ path: o.report!, what: 'report' }, () => writeReport(report, !!o.force), [files.json, files.html]);
+  outputs?.done();
   if (g.json) console.log(JSON.stringify(report));
   else {
     console.log(formatReport(result.report));
-    console.log(`wrote ${out}${files ? `, ${files.json}, ${files.html}` : ''}`);
+    if (o.dryRun) console.log('dry run: nothing written');
+    else console.log(`wrote ${[out, ...(o.externalData && existsSync(dataTarget.path) ? [dataTarget.path] : []), ...(files ? [files.json, files.html] : [])].join(', ')}`);
   }
 }

@@ -1,0 +1,134 @@
+/**
+ * Every file a command will write, checked before any work: folders created (and removed again on
+ * failure when this run created them), existing files refused without --force, each folder probed
+ * for writing. Errors name the path the user gave, never a temp name.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { CliError } from './errors.js';
+import { onInterrupt } from './interrupt.js';
+
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a path component is not a folder',
+  ENOENT: 'folder not found',
+  EISDIR: 'is a folder',
+  EEXIST: 'already exists',
+  ENAMETOOLONG: 'name too long',
+};
+
+/** The reason of a failed write, without the temp file names the ONNX layer writes through. */
+export function writeFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code && ERRNO_TEXT[code]) return ERRNO_TEXT[code];
+  return ((e as Error).message ?? String(e)).replace(/\S*\.tmp-\d+\S*/g, '(temp file)');
+}
+
+export interface OutputTarget {
+  /** As the user gave it (or as the default was derived), for messages. */
+  path: string;
+  /** What it is, for messages: 'pruned model', 'external data', 'report'. */
+  what: string;
+}
+
+export class Outputs {
+  private readonly created: string[] = [];
+  private readonly written: string[] = [];
+  private readonly release: () => void;
+
+  /**
+   * Checks `files` and creates `folders` (and the files' folders). Throws a CliError naming the
+   * first target that cannot be written, after removing any folder it created.
+   */
+  constructor(files: OutputTarget[], folders: OutputTarget[], force: boolean) {
+    this.release = onInterrupt(() => this.discard());
+    try {
+      for (const f of folders) this.makeFolder(f.path, f);
+      for (const f of files) this.makeFolder(dirname(f.path), f);
+      for (const f of files) {
+        const abs = resolve(f.path);
+        if (existsSync(abs)) {
+          if (statSync(abs).isDirectory()) throw new CliError(`${f.what} ${f.path} is a folder`);
+          if (!force) throw new CliError(`${f.path} already exists; pass --force to replace it`);
+        }
+      }
+      const probed = new Set<string>();
+      for (const f of [...folders.map((d) => ({ dir: d.path, t: d })), ...files.map((t) => ({ dir: dirname(t.path), t }))]) {
+        const dir = resolve(f.dir);
+        if (probed.has(dir)) continue;
+        probed.add(dir);
+        this.probe(dir, f.dir, f.t);
+      }
+    } catch (e) {
+      this.discard();
+      throw e;
+    }
+  }
+
+  private makeFolder(dir: string, t: OutputTarget): void {
+    const abs = resolve(dir);
+    // The missing folders on the way, deepest first: the ones to remove again on failure.
+    const missing: string[] = [];
+    for (let p = abs; ; p = dirname(p)) {
+      if (existsSync(p)) {
+        if (!statSync(p).isDirectory()) throw new CliError(`${t.what} ${t.path}: ${p} is not a folder`);
+        break;
+      }
+      missing.push(p);
+      if (dirname(p) === p) break;
+    }
+    if (!missing.length) return;
+    try {
+      mkdirSync(abs, { recursive: true });
+    } catch (e) {
+      throw new CliError(`${t.what} ${t.path}: cannot create folder ${dir}: ${writeFailure(e)}`);
+    }
+    this.created.push(...missing);
+  }
+
+  private probe(abs: string, shown: string, t: OutputTarget): void {
+    const file = resolve(abs, `.fairprune-write-check-${process.pid}`);
+    try {
+      closeSync(openSync(file, 'wx'));
+      unlinkSync(file);
+    } catch (e) {
+      throw new CliError(`${t.what} ${t.path}: cannot write in folder ${shown}: ${writeFailure(e)}`);
+    }
+  }
+
+  /** Writes one target through `write`; a failure names the target and undoes this run's outputs. */
+  write(t: OutputTarget, write: () => void, alsoWrites: string[] = []): void {
+    try {
+      write();
+      this.written.push(resolve(t.path), ...alsoWrites.map((p) => resolve(p)));
+    } catch (e) {
+      for (const p of alsoWrites) if (existsSync(p) && !this.written.includes(resolve(p))) rmSync(p, { force: true });
+      this.discard();
+      if (e instanceof CliError) throw e;
+      throw new CliError(`cannot write ${t.what} ${t.path}: ${writeFailure(e)}`);
+    }
+  }
+
+  /** Everything was written: nothing to undo any more. */
+  done(): void {
+    this.release();
+  }
+
+  /** Removes what this run wrote and the folders it created. */
+  discard(): void {
+    for (const f of this.written.splice(0)) rmSync(f, { force: true });
+    // Deepest first, so a folder is empty when its turn comes.
+    for (const d of this.created.splice(0).sort((a, b) => b.length - a.length)) {
+      try {
+        rmdirSync(d, { recursive: false });
+      } catch {
+        // Not empty: something else is in it now; leave it.
+      }
+    }
+    this.release();
+  }
+}
