@@ -4,7 +4,7 @@
  *
  * `skewPrune` composes the parts; each part is exported for users who build their own pipeline.
  */
-export { skewPrune, detectKind, SkewPruneOptionError, type SkewPruneOptions, type SkewPruneResult, type PrunePattern, type ModelKind, type PipelineProgress, type UnitMedians } from './pipeline/skewprune.js';
+export { skewPrune, detectKind, SkewPruneOptionError, PipelineReuse, type SkewPruneOptions, type SkewPruneResult, type PrunePattern, type ModelKind, type PipelineProgress, type UnitMedians } from './pipeline/skewprune.js';
 export { skewSearch, defaultSearchSpace, defaultConfig, SearchSpaceError, type SkewSearchOptions, type SkewSearchResult, type SearchLog, type SearchLogEntry, type SearchSpace, type SearchConfig, type LayerChoice, type CompositionOption } from './search/index.js';
 
 // ONNX layer

@@ -34,6 +34,11 @@ export interface EvaluateOptions {
   bootstrap?: BootstrapOptions | false;
   /** Groups compared by the fairness metrics (default light, dark, then others; never unknown). */
   fairnessGroups?: readonly string[];
+  /**
+   * Decoded batches kept between calls on the same dataset (keyed by recipe and batch), so a run
+   * that evaluates several models one after another decodes each image once per recipe.
+   */
+  decoded?: Map<string, Float32Array>;
 }
 
 export interface EvaluationResult {
@@ -115,9 +120,16 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
     const end = Math.min(n, start + batchSize);
     const out = new Map<string, Float32Array>();
     for (const [key, p] of recipes) {
+      const cacheKey = `${dataset.name}|${n}|${key}|${start}-${end}`;
+      const cached = options.decoded?.get(cacheKey);
+      if (cached) {
+        out.set(key, cached);
+        continue;
+      }
       const plane = 3 * p.crop * p.crop;
       const buf = new Float32Array((end - start) * plane);
       await Promise.all(dataset.items.slice(start, end).map((it, j) => loadImageCHW(it.image, p, buf, j * plane)));
+      options.decoded?.set(cacheKey, buf);
       out.set(key, buf);
     }
     return out;
@@ -195,22 +207,30 @@ export async function evaluate(model: OnnxModel | string, dataset: Dataset, opti
   }
 }
 
-/** Evaluates two models on the same images in one pass; adds paired-bootstrap differences B - A. */
+/**
+ * Evaluates two models on the same images in one pass; adds paired-bootstrap differences B - A.
+ * `evaluatedA`: model A's result on this dataset with these options, from an earlier call (the
+ * same original against several pruned versions): only B runs.
+ */
 export async function evaluatePair(
   modelA: OnnxModel | string,
   modelB: OnnxModel | string,
   dataset: Dataset,
   options: EvaluateOptions = {},
+  evaluatedA?: EvaluationResult,
 ): Promise<PairResult> {
   validateEvaluateOptions(modelA, dataset, options, 'modelA');
   validateEvaluateOptions(modelB, dataset, options, 'modelB');
-  const pa = await prepare(modelA, dataset, options);
+  if (evaluatedA && evaluatedA.labels.length !== dataset.size) {
+    throw new OptionError('evaluatedA', `${evaluatedA.labels.length} images`, `must be a result on this dataset (${dataset.size} images)`);
+  }
+  const pa = evaluatedA ? undefined : await prepare(modelA, dataset, options);
   let pb: Prepared | undefined;
   try {
     pb = await prepare(modelB, dataset, options);
-    const [sa, sb] = await runAll([pa, pb], dataset, options);
-    const a = result(pa, dataset, sa, options);
-    const b = result(pb, dataset, sb, options);
+    const scores = await runAll(pa ? [pa, pb] : [pb], dataset, options);
+    const a = pa ? result(pa, dataset, scores[0], options) : evaluatedA!;
+    const b = result(pb, dataset, scores[pa ? 1 : 0], options);
     const k = dataset.classes.length;
     const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
     const differences =
@@ -223,7 +243,7 @@ export async function evaluatePair(
           );
     return { a, b, ...(differences ? { differences } : {}) };
   } finally {
-    await pa.rt.session.release();
+    await pa?.rt.session.release();
     await pb?.rt.session.release();
   }
 }

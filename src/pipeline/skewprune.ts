@@ -19,7 +19,7 @@ import {
 } from '../calibration/index.js';
 import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/index.js';
 import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
-import { evaluatePair, type PairResult } from '../eval/index.js';
+import { evaluatePair, type EvaluationResult, type PairResult } from '../eval/index.js';
 import { graphCost, compareLatency, type GraphCost } from '../metrics/index.js';
 import { DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, type BootstrapOptions } from '../metrics/bootstrap.js';
 import type { CostSummary, LatencyReport, LayerReport, PruneReport } from '../report/types.js';
@@ -83,6 +83,56 @@ export interface SkewPruneOptions {
   recovery?: RecoveryMethod[];
   /** Settings of the recovery methods (ridge, sampled positions, refit balance and strength). */
   recoveryOptions?: Omit<RecoveryOptions, 'methods' | 'executionProviders' | 'strict' | 'warn'>;
+  /**
+   * Work shared with other skewPrune calls on the same model object (several patterns of one
+   * ViT): one calibration covering every pattern's taps, one evaluation of the original, and the
+   * evaluation images decoded once. Pass one PipelineReuse to each call.
+   */
+  reuse?: PipelineReuse;
+}
+
+/** Whether a calibration made with selection `had` measured every tap that `need` asks for. */
+function covers(had: TapSelection, need: TapSelection): boolean {
+  return had === need || had === 'auto' || (had === 'vit' && (need === 'patch' || need === 'heads')) || (had === 'cnn' && need === 'filters');
+}
+
+/** The calibration with only the taps of `need`. */
+function restrict(c: CalibrationResult, need: TapSelection): CalibrationResult {
+  const kinds = need === 'vit' ? ['patch', 'heads'] : need === 'cnn' ? ['filters'] : need === 'auto' ? ['filters', 'patch', 'heads'] : [need];
+  return { ...c, taps: c.taps.filter((t) => kinds.includes(t.kind)) };
+}
+
+/**
+ * What several skewPrune calls on one model object and one set of images share (see
+ * SkewPruneOptions.reuse). Results are keyed by the model object and every option that changes
+ * them; a call with other options recomputes.
+ */
+export class PipelineReuse {
+  private readonly calibrations = new WeakMap<OnnxModel, { key: string; selection: TapSelection; result: CalibrationResult }[]>();
+  private readonly evaluations = new WeakMap<OnnxModel, { key: string; result: EvaluationResult }[]>();
+  /** Decoded evaluation batches, by dataset, recipe and batch. */
+  readonly decoded = new Map<string, Float32Array>();
+
+  calibration(model: OnnxModel, key: string, need: TapSelection): CalibrationResult | undefined {
+    const hit = this.calibrations.get(model)?.find((c) => c.key === key && covers(c.selection, need));
+    return hit && restrict(hit.result, need);
+  }
+
+  storeCalibration(model: OnnxModel, key: string, selection: TapSelection, result: CalibrationResult): void {
+    const list = this.calibrations.get(model) ?? [];
+    list.push({ key, selection, result });
+    this.calibrations.set(model, list);
+  }
+
+  evaluation(model: OnnxModel, key: string): EvaluationResult | undefined {
+    return this.evaluations.get(model)?.find((e) => e.key === key)?.result;
+  }
+
+  storeEvaluation(model: OnnxModel, key: string, result: EvaluationResult): void {
+    const list = this.evaluations.get(model) ?? [];
+    if (!list.some((e) => e.key === key)) list.push({ key, result });
+    this.evaluations.set(model, list);
+  }
 }
 
 export interface UnitMedians {
@@ -183,7 +233,26 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   const selection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' || pattern === 'staged' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
 
   const calibrations: CalibrationResult[] = [];
-  const first = await time('calibrate', () => calibrate(original, src, { ...calibrationOptions('calibrate'), kind: selection }));
+  const reuse = options.reuse;
+  const reuseNotes: string[] = [];
+  const calibrationKey = reuse
+    ? JSON.stringify({
+        items: resolveSource(src).map((it) => [it.image, it.group ?? null, it.label ?? null]),
+        batchSize: options.batchSize ?? null,
+        providers: options.executionProviders ?? null,
+        strict: !!options.strict,
+        preprocess: options.preprocess ?? null,
+      })
+    : '';
+  let first = reuse?.calibration(original, calibrationKey, selection);
+  if (first) reuseNotes.push(`calibration reused from an earlier pattern on the same model and images (${first.images.length} images)`);
+  else {
+    // With reuse, a ViT is measured at every tap kind once, for whichever pattern comes next.
+    const widest: TapSelection = reuse && kind === 'vit' ? 'vit' : selection;
+    const measured = await time('calibrate', () => calibrate(original, src, { ...calibrationOptions('calibrate'), kind: widest }));
+    reuse?.storeCalibration(original, calibrationKey, widest, measured);
+    first = restrict(measured, selection);
+  }
   calibrations.push(first);
   const decided = keepSetsFromMedians(first, rule);
   const keepSets = [...decided.keepSets];
@@ -236,16 +305,36 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
 
   let evaluation: PairResult | undefined;
   if (options.evaluation) {
+    const evaluationKey = reuse
+      ? JSON.stringify({
+          dataset: options.evaluation.name,
+          items: options.evaluation.items.map((it) => it.image),
+          batchSize: options.batchSize ?? null,
+          providers: options.executionProviders ?? null,
+          preprocess: options.preprocess ?? null,
+          bootstrap: options.bootstrap ?? null,
+        })
+      : '';
+    const prior = reuse?.evaluation(original, evaluationKey);
+    if (prior) reuseNotes.push('evaluation of the original reused from an earlier pattern on the same images');
     evaluation = await time('evaluate', () =>
-      evaluatePair(original, pruned, options.evaluation!, {
-        batchSize: options.batchSize,
-        executionProviders: options.executionProviders,
-        strict: options.strict,
-        preprocess: options.preprocess,
-        bootstrap: options.bootstrap,
-        onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'evaluate', done: p.done, total: p.total }) : undefined,
-      }),
+      evaluatePair(
+        original,
+        pruned,
+        options.evaluation!,
+        {
+          batchSize: options.batchSize,
+          executionProviders: options.executionProviders,
+          strict: options.strict,
+          preprocess: options.preprocess,
+          bootstrap: options.bootstrap,
+          onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'evaluate', done: p.done, total: p.total }) : undefined,
+          ...(reuse ? { decoded: reuse.decoded } : {}),
+        },
+        prior,
+      ),
     );
+    reuse?.storeEvaluation(original, evaluationKey, evaluation.a);
   }
 
   let latency: LatencyReport | undefined;
@@ -296,6 +385,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     bootstrap: options.bootstrap,
     timings,
   });
+  report.notes.push(...reuseNotes);
   if (recovery) {
     report.method.recovery = recovery.applied;
     report.notes.push(...recovery.notes.map((n) => `recovery: ${n}`));

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel, saveModel, type OnnxModel } from '../../onnx/io.js';
 import { readPadUfes20 } from '../../data/readers.js';
-import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
+import { PipelineReuse, skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import type { PruneReport } from '../../report/types.js';
 import { CliError } from '../errors.js';
@@ -38,11 +38,18 @@ export async function demo(o: DemoOptions, g: GlobalOptions): Promise<void> {
   ];
   const reports: PruneReport[] = [];
   mkdirSync(o.out, { recursive: true });
+  // One model object per file and one PipelineReuse: the ViT's two patterns share one calibration
+  // (every tap measured once), one evaluation of the original, and the test images decoded once.
+  const reuse = new PipelineReuse();
+  const loaded = new Map<string, OnnxModel>();
   for (const [file, pattern] of models) {
     if (!existsSync(file)) throw new CliError(`bundled model ${file} is missing; the repository should include it (see models/README.md)`);
-    if (!g.json) console.log(`\n== ${basename(file)}, pattern ${pattern}: calibrating on ${train.size} train images, evaluating on ${test.size} test images`);
-    const model: OnnxModel = loadModel(file);
+    const again = loaded.has(file);
+    if (!g.json) console.log(`\n== ${basename(file)}, pattern ${pattern}: ${again ? 'reusing the calibration and the original\'s evaluation' : `calibrating on ${train.size} train images, evaluating on ${test.size} test images`}`);
+    const model: OnnxModel = loaded.get(file) ?? loadModel(file);
+    loaded.set(file, model);
     const r = await skewPrune(model, {
+      reuse,
       calibration: train,
       pattern,
       evaluation: test,
