@@ -38,6 +38,31 @@ describe('graph cost', () => {
     expect(c.shapeSource).toBe('probe');
   });
 
+  it('a MatMul reading its weight through a Reshape or Transpose is not attention (issue 16 item 6)', async () => {
+    // x [1,8] . Reshape(W [2,16] -> [8,4]) and . Transpose(V [4,8]): weights, not computed from x.
+    const b = new GraphBuilder(2);
+    const h = b.op('MatMul', ['x', b.op('Reshape', [b.weight('w', [2, 16]), b.ints('w_shape', [8, 4])])]);
+    b.op('MatMul', [h, b.op('Transpose', [b.weight('v', [3, 4])], [attr('perm', [1, 0])])]);
+    b.nodes[b.nodes.length - 1].output[0] = 'y';
+    const c = await graphCost(b.build({ name: 'x', shape: [1, 8] }, [{ name: 'y', shape: [1, 3] }]));
+    expect(c.macs).toBe(8 * 4 + 4 * 3);
+    expect(c.attentionMacs).toBe(0);
+    expect(c.parameters).toBe(32 + 12);
+  });
+
+  it('weights held in Constant nodes and torch exports without constant folding cost what the folded export costs', async () => {
+    const m = 'fixtures/matrix';
+    const [folded, nofold, constant] = await Promise.all(
+      ['vit_tv_op11_dyn.onnx', 'vit_tv_op14_nofold.onnx', 'vit_tv_op14_const.onnx'].map((f) => graphCost(join(m, f))),
+    );
+    expect(folded.attentionMacs).toBeGreaterThan(0);
+    for (const c of [nofold, constant]) {
+      expect(c.attentionMacs).toBe(folded.attentionMacs);
+      expect(c.macs).toBe(folded.macs);
+      expect(c.parameters).toBe(folded.parameters);
+    }
+  });
+
   it('reads recorded value_info shapes, a symbolic batch dim counting as 1, with the same result', async () => {
     const m = tinyCnn();
     const g = m.proto.graph!;

@@ -18,6 +18,7 @@ import { GraphError, GraphIndex, loadModel, saveModel, type OnnxModel } from '..
 import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
 import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
+import { graphCost } from '../src/metrics/cost.js';
 import { mulberry32 } from '../src/data/split.js';
 import { complement, maskFilters, randomKeep } from './helpers/oracle.js';
 import { logits, maskHeads, relativeMaxDiff, zeroPatchFilters } from './helpers/oracle-vit.js';
@@ -47,14 +48,7 @@ const manifest: { fixtures: Entry[] } = JSON.parse(readFileSync(join(DIR, 'manif
  * Cells that are not pruned yet: the refusal each must give (the message names the node). Every
  * other cell of an exported fixture must be exact. Keep this table in step with fixtures/README.md.
  */
-// Swin's windowed attention: Q/K/V leave the fused qkv Linear through a Reshape to
-// [B*nW, N, 3, H, dh] after window partitioning; the matcher cannot follow it yet.
-const swinHeads = /Q \(input 0 of '\/features\/features\.1\/features\.1\.0\/attn\/MatMul_1' \(MatMul\)\) does not come from a linear layer/;
-const REFUSED: Record<string, Partial<Record<Pattern, RegExp>>> = {
-  swin_t_op14_dyn: { heads: swinHeads },
-  swin_t_op17_b2: { heads: swinHeads },
-  swin_t_op13_b1: { heads: swinHeads },
-};
+const REFUSED: Record<string, Partial<Record<Pattern, RegExp>>> = {};
 
 function patternsOf(e: Entry): Pattern[] {
   return e.kind === 'cnn' ? ['filters'] : ['patch', 'heads'];
@@ -201,6 +195,65 @@ describe('export matrix', () => {
       });
     });
   }
+
+  it('swin_t: patch channels and heads removed together equal the masked original; cost before and after', async () => {
+    const e = manifest.fixtures.find((f) => f.name === 'swin_t_op14_dyn')!;
+    const model = loadModel(join(DIR, e.file));
+    const g = model.proto.graph!;
+    const conv = g.node.find((n) => n.opType === 'Conv')!;
+    const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: 16, keep: [...Array(16).keys()].filter((c) => c % 4 !== 3) };
+    const softmaxes = g.node.filter((n) => n.opType === 'Softmax').map((n) => n.output[0]);
+    const kept = [[0], [1], [0, 2], [1, 3]];
+    const headKeeps: KeepSet[] = softmaxes.map((tap, i) => ({ tap, kind: 'heads', total: e.attention[i].heads, keep: kept[i] }));
+    const pruned = pruneVit(model, { pattern: 'patch+heads', patchKeep, headKeeps }).model;
+    const oracle = maskHeads(
+      zeroPatchFilters(model, conv.output[0], [3, 7, 11, 15]),
+      softmaxes.map((softmax, i) => ({ softmax, numHeads: e.attention[i].heads, kept: kept[i], width: e.attention[i].width })),
+    );
+    for (const batch of [1, 3]) {
+      const dims = [batch, 3, 32, 32];
+      const x = randomInput(dims, 77 + batch);
+      const [y, o, base] = await Promise.all([logits(pruned, x, dims), logits(oracle, x, dims), logits(model, x, dims)]);
+      expect(relativeMaxDiff(y, o)).toBeLessThanOrEqual(TOL);
+      expect(relativeMaxDiff(o, base)).toBeGreaterThan(1e-3);
+    }
+    const [before, after] = [await graphCost(model), await graphCost(pruned)];
+    // Parameters removed, from the architecture alone: per block, r heads of width dh leave the
+    // qkv weight and bias (3 r dh (E + 1)), the projection's input features (r dh E) and the
+    // relative position bias (r N N, N = 16 tokens per 4x4 window); the patch Conv loses 4 filters
+    // of 3x4x4 weights and a bias each.
+    let expected = 4 * (3 * 4 * 4 + 1);
+    e.attention.forEach((a, i) => {
+      const r = a.heads - kept[i].length;
+      const dh = a.width / a.heads;
+      expected += 3 * r * dh * (a.width + 1) + r * dh * a.width + r * 16 * 16;
+    });
+    expect(before.parameters - after.parameters).toBe(expected);
+    expect(after.macs).toBeLessThan(before.macs);
+    expect(after.attentionMacs).toBeLessThan(before.attentionMacs);
+    table.push(
+      `swin_t_op14_dyn | patch+heads (12/16 channels; heads 1/2, 1/2, 2/4, 2/4) | exact; parameters ${before.parameters} -> ${after.parameters}, ` +
+        `MACs ${before.macs} -> ${after.macs}, attention MACs ${before.attentionMacs} -> ${after.attentionMacs}`,
+    );
+  });
+
+  it('a Swin block that loses every head is refused at the node where the branch cannot be dropped, and nothing is written', () => {
+    // Dropping a whole attention branch replaces it by the output-projection bias at the residual
+    // Add; in Swin the branch output first goes through the window reverse and the un-padding
+    // Slice, which this rewrite does not follow.
+    const file = join(DIR, 'swin_t_op14_dyn.onnx');
+    const model = loadModel(file);
+    const blocks = findAttentionBlocks(model);
+    expect(blocks.map((b) => b.numHeads)).toEqual([2, 2, 4, 4]);
+    const out = join(scratch, 'swin-all-heads.onnx');
+    const headKeeps: KeepSet[] = [{ tap: blocks[0].id, kind: 'heads', total: 2, keep: [] }];
+    expect(() => pruneVitToFile(file, out, { pattern: 'heads', headKeeps })).toThrow(GraphError);
+    expect(() => pruneVitToFile(file, out, { pattern: 'heads', headKeeps })).toThrow(
+      "the branch output passes through '/features/features.1/features.1.0/attn/Slice_1' (Slice) before the residual Add",
+    );
+    expect(existsSync(out)).toBe(false);
+    table.push(`swin_t_op14_dyn | heads, block 0 emptied | refused, names '/features/features.1/features.1.0/attn/Slice_1' (Slice), no file`);
+  });
 
   const python = (() => {
     try {

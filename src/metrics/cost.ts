@@ -2,7 +2,8 @@
  * Cost of a model read from its graph (SPEC section 6, RQ3): parameters (elements of float
  * initializers), weight memory in MiB, and multiply-accumulates per op type at batch 1:
  * Conv = output elements x Cin/group x kh x kw; Gemm and MatMul = M x N x K (times broadcast batch
- * dims), attention MatMuls (both operands computed, e.g. Q.K^T and A.V) included and also reported
+ * dims), attention MatMuls (both operands computed from the data input, e.g. Q.K^T and A.V; a weight
+ * reached through Reshape/Transpose is not) included and also reported
  * apart. Shapes come from the graph's value_info where it records them, else from one onnxruntime
  * probe run at batch 1 that exposes the needed values as extra outputs.
  */
@@ -22,12 +23,15 @@ export interface NodeCost {
   node: string;
   opType: string;
   macs: number;
-  /** A MatMul whose two operands are both computed values (attention scores or context). */
+  /** A MatMul whose two operands are both computed from the data input (attention scores or context). */
   attention: boolean;
 }
 
 export interface GraphCost {
-  /** Elements of float initializers, once per node reading them (int64 shape constants are not parameters). */
+  /**
+   * Elements of float initializers and float Constant-node tensors, once per node reading them
+   * (int64 shape constants and one-element scalars such as epsilons are not parameters).
+   */
   parameters: number;
   /** Bytes of those float weights. */
   weightBytes: number;
@@ -71,8 +75,21 @@ export function countParameters(proto: ModelProto): { parameters: number; weight
   for (const t of graph?.initializer ?? []) {
     if (!FLOAT_TYPES.has(t.dataType)) continue;
     const n = elementCount(t.dims);
+    if (n <= 1) continue; // a scalar (epsilon, scale, exponent): a constant of the arithmetic, not a weight
     const bits = n * bitsPerElement(t.dataType);
     floats.set(t.name, { n, bits });
+    storedParameters += n;
+    storedBits += bits;
+  }
+  // Weights held in Constant nodes (Paddle2ONNX and others write every weight this way) are
+  // weights too; surgery folds them into initializers, and the count must not change by that.
+  for (const node of graph?.node ?? []) {
+    const t = node.opType === 'Constant' && node.domain === '' ? node.attribute.find((a) => a.name === 'value')?.t : undefined;
+    if (!t || !FLOAT_TYPES.has(t.dataType) || !node.output[0]) continue;
+    const n = elementCount(t.dims);
+    if (n <= 1) continue;
+    const bits = n * bitsPerElement(t.dataType);
+    floats.set(node.output[0], { n, bits });
     storedParameters += n;
     storedBits += bits;
   }
@@ -209,6 +226,26 @@ function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number {
   return 0;
 }
 
+/**
+ * A test for values computed from the data input: a weight reached through Reshape, Transpose or
+ * Cast (torch without constant folding) is not, so a MatMul with it is not attention. Shape reads
+ * do not count as data (Swin's window mask is built from the input's shape only).
+ */
+function computedFromInput(index: GraphIndex): (value: string) => boolean {
+  const data = new Set(index.dataInputs().map((v) => v.name));
+  const memo = new Map<string, boolean>();
+  return function test(value: string): boolean {
+    if (data.has(value)) return true;
+    const known = memo.get(value);
+    if (known !== undefined) return known;
+    memo.set(value, false);
+    const p = index.producer.get(value);
+    const r = !!p && p.opType !== 'Shape' && p.opType !== 'Size' && nodeInputs(p).some((i) => test(i));
+    memo.set(value, r);
+    return r;
+  };
+}
+
 /** Parameters, weight MiB and batch-1 MACs per op type of a model. */
 export async function graphCost(model: OnnxModel | string, options: CostOptions = {}): Promise<GraphCost> {
   const m = typeof model === 'string' ? loadModel(model) : model;
@@ -231,13 +268,14 @@ export async function graphCost(model: OnnxModel | string, options: CostOptions 
   const macsByOpType: Record<string, number> = {};
   let macs = 0;
   let attentionMacs = 0;
+  const fromInput = computedFromInput(index);
   const uncounted = new Set<string>();
   for (const node of index.graph.node) {
     if (UNCOUNTED_HEAVY_OPS.has(node.opType)) uncounted.add(node.opType);
     if (node.opType !== 'Conv' && node.opType !== 'Gemm' && node.opType !== 'MatMul') continue;
     // Per image: a model with a fixed batch of N computes N images per run.
     const n = nodeMacs(node, shapes) / batch;
-    const attention = node.opType === 'MatMul' && !index.constantTensor(node.input[0]) && !index.constantTensor(node.input[1]);
+    const attention = node.opType === 'MatMul' && fromInput(node.input[0]) && fromInput(node.input[1]);
     nodes.push({ node: node.name || node.output[0], opType: node.opType, macs: n, attention });
     macsByOpType[node.opType] = (macsByOpType[node.opType] ?? 0) + n;
     macs += n;

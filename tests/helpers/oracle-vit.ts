@@ -71,13 +71,16 @@ export function zeroPatchFilters(model: OnnxModel, convOutput: string, removed: 
 
 /**
  * The context tensor (out-projection input) of the attention whose Softmax writes `softmaxOutput`:
- * Softmax -> its MatMul consumer -> through Transpose / Reshape -> the first MatMul/Gemm whose
+ * Softmax -> (Dropout) -> its MatMul consumer -> through Transpose / Reshape -> the first MatMul/Gemm whose
  * weight is computed from constants only. `width` is read from a plain weight where it can be;
  * callers that know it (from the exporting script's manifest) pass it instead.
  */
 export function contextOf(g: GraphProto, softmaxOutput: string, knownWidth?: number): { outProj: NodeProto; width: number } {
   const users = (v: string) => g.node.filter((n) => n.input.includes(v) && n.opType !== 'Shape');
-  let node = users(softmaxOutput).find((n) => n.opType === 'MatMul');
+  let probs = softmaxOutput;
+  // An inference-mode Dropout (Swin exports keep it) passes the probabilities on unchanged.
+  for (let d = users(probs)[0]; d && (d.opType === 'Dropout' || d.opType === 'Identity'); d = users(probs)[0]) probs = d.output[0];
+  let node = users(probs).find((n) => n.opType === 'MatMul');
   if (!node) throw new Error(`oracle: Softmax '${softmaxOutput}' feeds no MatMul`);
   for (let hops = 0; hops < 10; hops++) {
     const next: NodeProto | undefined = users(node.output[0])[0];

@@ -58,6 +58,14 @@ export interface AttentionMatch {
   split: ReshapeTarget[];
   merge: ReshapeTarget[];
   /**
+   * Between the scores MatMul and the Softmax: Reshapes whose target carries the head count at
+   * entry -3 ([..., H, T, T], Swin's shifted-window mask is added on [B, nW, H, T, T]), and
+   * constants added or multiplied there whose axis -3 is per head (Swin's relative position bias
+   * [1, H, T, T]), by node and input index.
+   */
+  scoreReshapes: ReshapeTarget[];
+  scoreConstants: { node: NodeProto; input: number }[];
+  /**
    * Values between the projections and the output projection whose shape depends on the head
    * count (their recorded shapes go stale on pruning); the projection outputs are not included.
    */
@@ -74,44 +82,84 @@ const PASS_THROUGH = new Set(['Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'I
 
 export function matchAttention(index: GraphIndex): AttentionMatch[] {
   const out: AttentionMatch[] = [];
+  const shapeOnly = shapeComputedTest(index);
   for (const node of index.topologicalOrder()) {
     if (node.opType !== 'Softmax') continue;
-    const scores = scoresMatMul(index, node);
+    const scores = scoresPath(index, node, shapeOnly);
     if (!scores) continue; // a classifier Softmax, not attention
-    out.push(matchBlock(index, node, scores));
+    out.push(matchBlock(index, node, scores, shapeOnly));
   }
   return out;
 }
 
-/** The MatMul of two computed tensors that feeds the Softmax through scaling/masking, if any. */
-function scoresMatMul(index: GraphIndex, softmax: NodeProto): NodeProto | undefined {
+/**
+ * A test for values computed from constants and tensor shapes only (Shape, then arithmetic on
+ * it): torch writes run-time scales (`C // heads) ** -0.5`) and Swin's shifted-window mask this
+ * way. Such a value does not depend on the data, and, read from the block input's shape, not on the
+ * number of heads kept.
+ */
+function shapeComputedTest(index: GraphIndex): (value: string) => boolean {
+  const memo = new Map<string, boolean>();
+  const test = (value: string): boolean => {
+    if (resolveConstant(index, value)) return true;
+    const known = memo.get(value);
+    if (known !== undefined) return known;
+    memo.set(value, false); // cycles and deep chains: not shape-only
+    const p = index.producer.get(value);
+    const r = !!p && (p.opType === 'Shape' || (p.input.length > 0 && p.input.every((i) => i === '' || test(i))));
+    memo.set(value, r);
+    return r;
+  };
+  return test;
+}
+
+interface ScoresPath {
+  scores: NodeProto;
+  /** Values from the scores MatMul output to the Softmax input. */
+  values: string[];
+  reshapes: NodeProto[];
+  /** Add/Mul/Div nodes on the path with the index of their constant (or shape-computed) side. */
+  operands: { node: NodeProto; input: number }[];
+}
+
+/**
+ * The MatMul of two computed tensors that feeds the Softmax through scaling, masking, biases and
+ * Reshapes, if any.
+ */
+function scoresPath(index: GraphIndex, softmax: NodeProto, shapeOnly: (v: string) => boolean): ScoresPath | undefined {
   let v = softmax.input[0];
-  for (let hops = 0; hops < 8; hops++) {
+  const values: string[] = [];
+  const reshapes: NodeProto[] = [];
+  const operands: ScoresPath['operands'] = [];
+  for (let hops = 0; hops < 12; hops++) {
+    values.push(v);
     const p = index.producer.get(v);
     if (!p) return undefined;
-    if (p.opType === 'MatMul') return resolveConstant(index, p.input[0]) || resolveConstant(index, p.input[1]) ? undefined : p;
+    if (p.opType === 'MatMul') {
+      if (shapeOnly(p.input[0]) || shapeOnly(p.input[1])) return undefined;
+      return { scores: p, values, reshapes, operands };
+    }
     if (p.opType === 'Mul' || p.opType === 'Div' || p.opType === 'Add') {
-      const constSide = [0, 1].find((i) => resolveConstant(index, p.input[i]));
+      const constSide = [0, 1].find((i) => shapeOnly(p.input[i]));
       if (constSide === undefined || (p.opType === 'Div' && constSide !== 1)) return undefined;
+      operands.push({ node: p, input: constSide });
       v = p.input[1 - constSide];
+    } else if (p.opType === 'Reshape') {
+      reshapes.push(p);
+      v = p.input[0];
     } else if (p.opType === 'Cast' || p.opType === 'Identity') v = p.input[0];
     else return undefined;
   }
   return undefined;
 }
 
-function matchBlock(index: GraphIndex, softmax: NodeProto, scores: NodeProto): AttentionMatch {
+function matchBlock(index: GraphIndex, softmax: NodeProto, path: ScoresPath, shapeOnly: (v: string) => boolean): AttentionMatch {
+  const { scores } = path;
   const id = softmax.output[0];
   const fail = (why: string): never => {
     throw new GraphError(`attention block '${id}' (Softmax ${GraphIndex.label(softmax)}): ${why}`);
   };
-  const headValues = new Set<string>();
-  for (let v = softmax.input[0]; ; ) {
-    headValues.add(v);
-    const p = index.producer.get(v)!;
-    if (p === scores) break;
-    v = p.input.find((i) => !resolveConstant(index, i))!;
-  }
+  const headValues = new Set<string>(path.values);
   headValues.add(id);
 
   // Softmax -> (Dropout/Identity/Cast) -> MatMul(probs, V)
@@ -130,9 +178,9 @@ function matchBlock(index: GraphIndex, softmax: NodeProto, scores: NodeProto): A
   if (!context) fail('no MatMul with V after the Softmax');
   const ctx = context!;
 
-  const qTrace = traceToProjection(index, scores.input[0], headValues) ?? fail(`Q (input 0 of ${GraphIndex.label(scores)}) does not come from a linear layer through data-movement ops`);
-  const kTrace = traceToProjection(index, scores.input[1], headValues) ?? fail(`K (input 1 of ${GraphIndex.label(scores)}) does not come from a linear layer through data-movement ops`);
-  const vTrace = traceToProjection(index, ctx.input[1], headValues) ?? fail(`V (input 1 of ${GraphIndex.label(ctx)}) does not come from a linear layer through data-movement ops`);
+  const qTrace = traceToProjection(index, scores.input[0], headValues, shapeOnly) ?? fail(`Q (input 0 of ${GraphIndex.label(scores)}) does not come from a linear layer through data-movement ops`);
+  const kTrace = traceToProjection(index, scores.input[1], headValues, shapeOnly) ?? fail(`K (input 1 of ${GraphIndex.label(scores)}) does not come from a linear layer through data-movement ops`);
+  const vTrace = traceToProjection(index, ctx.input[1], headValues, shapeOnly) ?? fail(`V (input 1 of ${GraphIndex.label(ctx)}) does not come from a linear layer through data-movement ops`);
 
   // Forward from the context MatMul to the output projection.
   const mergeNodes: NodeProto[] = [];
@@ -238,7 +286,24 @@ function matchBlock(index: GraphIndex, softmax: NodeProto, scores: NodeProto): A
     splitReshapes: splitNodes.map(label),
     mergeReshapes: mergeNodes.map(label),
   };
-  return { block, softmax, scores, context: ctx, q, k, v, out: outProj, selectors, split, merge, headValues };
+  // Between the scores and the Softmax: Reshapes carrying H at entry -3, per-head constants.
+  const scoreReshapes = path.reshapes.map((r) => readReshapeTarget(index, r));
+  for (const t of scoreReshapes) {
+    if (batchFolded || trailingEntry(t, 3)?.known !== H) fail(`Reshape ${GraphIndex.label(t.reshape)} between the scores and the Softmax does not keep the heads at entry -3 as ${H}`);
+  }
+  const scoreConstants: AttentionMatch['scoreConstants'] = [];
+  for (const o of path.operands) {
+    const c = resolveConstant(index, o.node.input[o.input]);
+    if (!c) continue; // shape-computed (a scale, Swin's window mask): no head axis to slice
+    const d = c.dims.map(Number);
+    if (d.length < 3 || d[d.length - 3] === 1) {
+      if (batchFolded && d.length >= 3 && d[d.length - 3] !== 1) fail(`${GraphIndex.label(o.node)} adds a constant over the batch-folded heads`);
+      continue;
+    }
+    if (batchFolded || d[d.length - 3] !== H) fail(`${GraphIndex.label(o.node)} combines the scores with a constant of dims [${d}], whose axis -3 is neither 1 nor the ${H} heads`);
+    scoreConstants.push(o);
+  }
+  return { block, softmax, scores, context: ctx, q, k, v, out: outProj, selectors, split, merge, headValues, scoreReshapes, scoreConstants };
 }
 
 /** A MatMul linear layer together with the Add of its bias, when one follows. */
@@ -253,7 +318,7 @@ function withBias(index: GraphIndex, lin: Linear): Linear {
 }
 
 /** Walks back from an attention operand through data movement and scaling to a linear layer. */
-function traceToProjection(index: GraphIndex, value: string, seen: Set<string>): { lin: Linear; trail: NodeProto[] } | undefined {
+function traceToProjection(index: GraphIndex, value: string, seen: Set<string>, shapeOnly: (v: string) => boolean): { lin: Linear; trail: NodeProto[] } | undefined {
   const trail: NodeProto[] = [];
   let v = value;
   for (let hops = 0; hops < 32; hops++) {
@@ -265,7 +330,8 @@ function traceToProjection(index: GraphIndex, value: string, seen: Set<string>):
     trail.push(p);
     if (PASS_THROUGH.has(p.opType)) v = p.input[0];
     else if (p.opType === 'Mul' || p.opType === 'Div') {
-      const constSide = [0, 1].find((i) => resolveConstant(index, p.input[i]));
+      // A constant or run-time (shape-computed) scale, e.g. Swin's q * (C // heads) ** -0.5.
+      const constSide = [0, 1].find((i) => shapeOnly(p.input[i]));
       if (constSide === undefined || (p.opType === 'Div' && constSide !== 1)) return undefined;
       v = p.input[1 - constSide];
     } else return undefined;

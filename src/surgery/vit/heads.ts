@@ -7,7 +7,7 @@
  */
 import { GraphError, GraphIndex, attrInts, getAttr, makeInt64Tensor, readInts, removeDeadCode, setRecordedDim, sortGraph, type NodeProto } from '../../onnx/index.js';
 import type { OnnxModel } from '../../onnx/io.js';
-import { surgeryCopy } from '../common.js';
+import { ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { matchAttention, type AttentionLayout, type AttentionMatch } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
@@ -131,6 +131,10 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[]): NodePr
   }
   // Merge targets: [..., E] -> [..., E2].
   for (const t of m.merge) added.push(...rewriteTrailingEntries(index, t, new Map([[1, E2]]), name));
+  // Between scores and Softmax: [..., H, T, T] targets and per-head constants (Swin's relative
+  // position bias, [1, H, T, T]) keep the kept heads.
+  for (const t of m.scoreReshapes) added.push(...rewriteTrailingEntries(index, t, new Map([[3, H2]]), name));
+  for (const { node, input } of m.scoreConstants) sliceTensorAxis(ownConstantInput(index, node, input), -3, kept, 1, index.baseDir);
 
   // Recorded shapes on the head path are stale now; the Softmax output keeps what can be stated.
   graph.valueInfo = graph.valueInfo.filter((vi) => !m.headValues.has(vi.name) || vi.name === block.id);
