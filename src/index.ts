@@ -23,7 +23,7 @@ export { describeModel, type ModelDescription } from './pipeline/inspect.js';
 export { OptionError } from './core/options.js';
 
 // Data
-export { loadImageCHW, IMAGENET_PREPROCESS, validatePreprocess, ImageReadError, PREPROCESS_METADATA_KEY, CLASSES_METADATA_KEY, type Preprocess } from './data/preprocess.js';
+export { loadImageCHW, imageDims, IMAGENET_PREPROCESS, validatePreprocess, ImageReadError, PREPROCESS_METADATA_KEY, CLASSES_METADATA_KEY, type Preprocess, type ResizeMode, type ImageLayout, type Interpolation } from './data/preprocess.js';
 export * from './data/index.js';
 
 // Calibration

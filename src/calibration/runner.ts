@@ -5,7 +5,7 @@
  */
 import { GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
-import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
+import { imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
 import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './taps.js';
 import { preprocessFor, resolveSource, type CalibrationItem, type CalibrationSource } from './source.js';
@@ -117,7 +117,7 @@ export async function calibrate(model: OnnxModel | string, source: CalibrationSo
   const items = resolveSource(source);
   const input = modelInput(m);
   const pre = preprocessFor(m, typeof input.shape?.[2] === 'number' ? input.shape[2] : undefined, options.preprocess);
-  checkSide(input, pre.crop);
+  checkSide(input, pre.crop, pre.crop, pre.layout);
   const plan = planRun(m, input, options);
   const imageSize = 3 * pre.crop * pre.crop;
   let cursor = 0;
@@ -144,7 +144,7 @@ export async function calibrate(model: OnnxModel | string, source: CalibrationSo
     if (rows > ok.length) data.fill(0, ok.length * imageSize);
     return { data: data.subarray(0, rows * imageSize), rows, items: ok, skipped: bad };
   };
-  const result = await runCalibration(m, plan, [3, pre.crop, pre.crop], items.length, decodeNext, options);
+  const result = await runCalibration(m, plan, imageDims(pre), items.length, decodeNext, options);
   result.preprocess = pre;
   return result;
 }
@@ -204,8 +204,8 @@ function modelInput(m: OnnxModel): ModelInput {
   return { name: input[0].name, shape };
 }
 
-function checkSide(input: ModelInput, h: number, w = h): void {
-  const side = [input.shape?.[2], input.shape?.[3]];
+function checkSide(input: ModelInput, h: number, w = h, layout: Preprocess['layout'] = 'nchw'): void {
+  const side = layout === 'nhwc' ? [input.shape?.[1], input.shape?.[2]] : [input.shape?.[2], input.shape?.[3]];
   if ((typeof side[0] === 'number' && side[0] !== h) || (typeof side[1] === 'number' && side[1] !== w)) {
     throw new GraphError(`input '${input.name}' is ${side.join('x')} but preprocessing crops ${h}x${w}; pass a matching preprocess`);
   }

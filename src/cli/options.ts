@@ -37,3 +37,37 @@ export interface GlobalOptions {
   dataRoot?: string;
   json?: boolean;
 }
+
+/** `a,b,c`: three numbers. */
+export function triple(name: string) {
+  return (v: string): number[] => {
+    const xs = v.split(',').map((s) => Number(s.trim()));
+    if (xs.length !== 3 || xs.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError(`${name} takes three numbers, R,G,B, got '${v}'`);
+    return xs;
+  };
+}
+
+/** `1,3,224,224` or `1x3x224x224`: four positive integers. */
+export function shapeOption(v: string): number[] {
+  const xs = v.split(/[,x]/).map((s) => Number(s.trim()));
+  if (xs.length !== 4 || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError(`--input-shape takes four positive integers N,C,H,W (or N,H,W,C with --layout nhwc), got '${v}'`);
+  return xs;
+}
+
+export function choice<T extends string>(name: string, values: readonly T[]) {
+  return (v: string): T => {
+    if (!values.includes(v as T)) throw new InvalidArgumentError(`${name} is one of ${values.join(', ')}, got '${v}'`);
+    return v as T;
+  };
+}
+
+/** The preprocessing options as commander declares them (prune and eval). */
+export const PREPROCESS_OPTION_HELP = {
+  size: 'input side in pixels (default: the model input\'s, else the model\'s recipe, else 224)',
+  resize: "crop (shorter side to size*256/224, then centre crop; torchvision) or squash (straight to size x size)",
+  mean: 'per-channel mean, R,G,B on the 0..1 scale (default: the model\'s recipe, else ImageNet\'s)',
+  std: 'per-channel standard deviation, R,G,B on the 0..1 scale',
+  interpolation: 'resize kernel: nearest, bilinear, bicubic or lanczos3 (default bilinear)',
+  layout: 'the model\'s image input layout: nchw (PyTorch) or nhwc (TensorFlow/Keras)',
+  inputShape: 'input shape N,C,H,W (N,H,W,C with --layout nhwc) for a model with dynamic dims; also sets --size',
+};

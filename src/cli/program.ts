@@ -8,7 +8,19 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { floatOption, intOption, providers, recoveryMethods, type GlobalOptions } from './options.js';
+import { choice, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
+
+/** The image preprocessing flags of prune and eval. */
+function withPreprocessOptions(c: Command): Command {
+  return c
+    .option('--size <pixels>', H.size, intOption('--size'))
+    .option('--resize <mode>', H.resize, choice('--resize', ['crop', 'squash'] as const))
+    .option('--mean <r,g,b>', H.mean, triple('--mean'))
+    .option('--std <r,g,b>', H.std, triple('--std'))
+    .option('--interpolation <kernel>', H.interpolation, choice('--interpolation', ['nearest', 'bilinear', 'bicubic', 'lanczos3'] as const))
+    .option('--layout <layout>', H.layout, choice('--layout', ['nchw', 'nhwc'] as const))
+    .option('--input-shape <dims>', H.inputShape, shapeOption);
+}
 
 /** dist/cli/ (or src/cli/) is two levels below the package root. */
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,8 +40,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable JSON on stdout')
     .exitOverride();
 
-  program
-    .command('prune')
+  withPreprocessOptions(program.command('prune'))
     .description('calibrate, prune by median skewness, measure, and write the pruned model and report')
     .argument('<model>', 'ONNX model file')
     .requiredOption('-c, --calibration <source>', 'images: a folder (recursive; jpg, png, webp, tif, gif, avif...), a list file (.txt, one path per line), a CSV with an image column (csv:<file> or <file>.csv; labels optional), or a dataset spec such as pad-ufes-20:train')
@@ -51,8 +62,7 @@ export function buildProgram(): Command {
     .option('-f, --force', 'replace existing output files')
     .action(async (model: string, o) => (await import('./commands/prune.js')).prune(model, o, globals()));
 
-  program
-    .command('eval')
+  withPreprocessOptions(program.command('eval'))
     .description('evaluate one model, or two on the same images with paired bootstrap intervals')
     .argument('<model>', 'ONNX model')
     .argument('[other]', 'second model to compare on the same images')
@@ -70,7 +80,8 @@ export function buildProgram(): Command {
     .command('inspect')
     .description('taps, attention blocks and cost of a model')
     .argument('<model>', 'ONNX model')
-    .action(async (model: string) => (await import('./commands/inspect.js')).inspect(model, globals()));
+    .option('--input-shape <dims>', 'input shape N,C,H,W for the cost of a model with dynamic dims', shapeOption)
+    .action(async (model: string, o) => (await import('./commands/inspect.js')).inspect(model, globals(), o.inputShape));
 
   program
     .command('search')

@@ -14,6 +14,10 @@ export const PREPROCESS_METADATA_KEY = 'fairprune.preprocess';
 export const CLASSES_METADATA_KEY = 'fairprune.classes';
 
 export type Interpolation = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos3';
+/** 'crop': shorter side to `resize`, then the centre crop (torchvision). 'squash': straight to crop x crop, aspect ratio not kept. */
+export type ResizeMode = 'crop' | 'squash';
+/** Memory order of one image in the input tensor: channels first (PyTorch) or last (TensorFlow/Keras exports). */
+export type ImageLayout = 'nchw' | 'nhwc';
 
 export interface Preprocess {
   /** Shorter side after resizing, in pixels. */
@@ -26,6 +30,15 @@ export interface Preprocess {
   std: [number, number, number];
   /** Resampling kernel of the resize. */
   interpolation: Interpolation;
+  /** How the image becomes crop x crop (default 'crop'; with 'squash', `resize` is not used). */
+  resizeMode?: ResizeMode;
+  /** Layout of the model's image input (default 'nchw'). */
+  layout?: ImageLayout;
+}
+
+/** The dims of one preprocessed image in the model's layout: [3, S, S] or [S, S, 3]. */
+export function imageDims(p: Preprocess): [number, number, number] {
+  return p.layout === 'nhwc' ? [p.crop, p.crop, 3] : [3, p.crop, p.crop];
 }
 
 /** torchvision's ImageNet evaluation preprocessing: resize 256, crop 224. */
@@ -64,14 +77,18 @@ export function validatePreprocess(p: unknown, where = 'preprocess'): Preprocess
   if (!o || typeof o !== 'object') throw new TypeError(`${where}: expected an object`);
   if (!isPos(o.resize)) throw new TypeError(`${where}.resize: expected a positive integer, got ${String(o.resize)}`);
   if (!isPos(o.crop)) throw new TypeError(`${where}.crop: expected a positive integer, got ${String(o.crop)}`);
-  if (o.crop! > o.resize!) throw new TypeError(`${where}: crop ${o.crop} is larger than resize ${o.resize}`);
+  const resizeMode = o.resizeMode ?? 'crop';
+  if (resizeMode !== 'crop' && resizeMode !== 'squash') throw new TypeError(`${where}.resizeMode: expected crop or squash, got ${String(resizeMode)}`);
+  const layout = o.layout ?? 'nchw';
+  if (layout !== 'nchw' && layout !== 'nhwc') throw new TypeError(`${where}.layout: expected nchw or nhwc, got ${String(layout)}`);
+  if (resizeMode === 'crop' && o.crop! > o.resize!) throw new TypeError(`${where}: crop ${o.crop} is larger than resize ${o.resize}`);
   if (!isTriple(o.mean)) throw new TypeError(`${where}.mean: expected three numbers`);
   if (!isTriple(o.std) || o.std!.some((s) => s <= 0)) throw new TypeError(`${where}.std: expected three positive numbers`);
   const interpolation = o.interpolation ?? 'bilinear';
   if (!(interpolation in SHARP_KERNEL)) {
     throw new TypeError(`${where}.interpolation: expected one of ${Object.keys(SHARP_KERNEL).join(', ')}, got ${interpolation}`);
   }
-  return { resize: o.resize!, crop: o.crop!, mean: o.mean!, std: o.std!, interpolation };
+  return { resize: o.resize!, crop: o.crop!, mean: o.mean!, std: o.std!, interpolation, ...(o.resizeMode ? { resizeMode } : {}), ...(o.layout ? { layout } : {}) };
 }
 
 /**
@@ -92,8 +109,9 @@ function checkImageFile(file: string): void {
 }
 
 /**
- * Decodes one image (JPEG, PNG, anything sharp reads) and writes its preprocessed CHW float32
- * values into `out` at `offset` (or a new array). Alpha is dropped; greyscale becomes RGB.
+ * Decodes one image (JPEG, PNG, anything sharp reads) and writes its preprocessed float32 values
+ * into `out` at `offset` (or a new array), CHW, or HWC when `p.layout` is 'nhwc'. Alpha is
+ * dropped; greyscale becomes RGB.
  */
 export async function loadImageCHW(
   file: string | Buffer,
@@ -109,20 +127,23 @@ export async function loadImageCHW(
     const img = sharp(file, { failOn: 'error' });
     const meta = await img.metadata();
     if (!meta.width || !meta.height) throw new Error('no image dimensions');
-    // torchvision Resize(int): the shorter side becomes `resize`, the other keeps the aspect ratio.
-    const scale = p.resize / Math.min(meta.width, meta.height);
-    const w = meta.width <= meta.height ? p.resize : Math.floor(meta.width * scale);
-    const h = meta.height < meta.width ? p.resize : Math.floor(meta.height * scale);
-    // torchvision CenterCrop rounds the offset.
-    const left = Math.round((w - p.crop) / 2);
-    const top = Math.round((h - p.crop) / 2);
-    ({ data, info } = await img
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(w, h, { kernel: SHARP_KERNEL[p.interpolation], fit: 'fill' })
-      .extract({ left, top, width: p.crop, height: p.crop })
-      .raw()
-      .toBuffer({ resolveWithObject: true }));
+    const base = img.removeAlpha().toColourspace('srgb');
+    if (p.resizeMode === 'squash') {
+      ({ data, info } = await base.resize(p.crop, p.crop, { kernel: SHARP_KERNEL[p.interpolation], fit: 'fill' }).raw().toBuffer({ resolveWithObject: true }));
+    } else {
+      // torchvision Resize(int): the shorter side becomes `resize`, the other keeps the aspect ratio.
+      const scale = p.resize / Math.min(meta.width, meta.height);
+      const w = meta.width <= meta.height ? p.resize : Math.floor(meta.width * scale);
+      const h = meta.height < meta.width ? p.resize : Math.floor(meta.height * scale);
+      // torchvision CenterCrop rounds the offset.
+      const left = Math.round((w - p.crop) / 2);
+      const top = Math.round((h - p.crop) / 2);
+      ({ data, info } = await base
+        .resize(w, h, { kernel: SHARP_KERNEL[p.interpolation], fit: 'fill' })
+        .extract({ left, top, width: p.crop, height: p.crop })
+        .raw()
+        .toBuffer({ resolveWithObject: true }));
+    }
   } catch (e) {
     throw new ImageReadError(name, (e as Error).message);
   }
@@ -130,6 +151,13 @@ export async function loadImageCHW(
   const plane = p.crop * p.crop;
   const dst = out ?? new Float32Array(3 * plane);
   if (dst.length < offset + 3 * plane) throw new RangeError('output buffer too small for one image');
+  if (p.layout === 'nhwc') {
+    // HWC uint8 -> HWC float32, normalized.
+    const scale = p.std.map((s) => 1 / (255 * s));
+    const shift = p.mean.map((m, c) => m / p.std[c]);
+    for (let i = 0; i < 3 * plane; i++) dst[offset + i] = data[i] * scale[i % 3] - shift[i % 3];
+    return dst;
+  }
   // HWC uint8 -> CHW float32, normalized.
   for (let c = 0; c < 3; c++) {
     const scale = 1 / (255 * p.std[c]);

@@ -6,7 +6,7 @@
  */
 import { GraphIndex, loadModel, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type Runtime } from '../runtime/session.js';
-import { CLASSES_METADATA_KEY, loadImageCHW, type Preprocess } from '../data/preprocess.js';
+import { CLASSES_METADATA_KEY, imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import { preprocessFor } from '../calibration/source.js';
 import { Dataset, DatasetError } from '../data/dataset.js';
 import { argmaxRows, softmaxRows } from '../metrics/classification.js';
@@ -159,7 +159,7 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
           padded.set(x);
           x = padded;
         }
-        const res = await runBatch(p.rt, x, [run, 3, p.preprocess.crop, p.preprocess.crop]);
+        const res = await runBatch(p.rt, x, [run, ...imageDims(p.preprocess)]);
         const out = res[p.rt.outputNames[0]];
         const width = out.dims.at(-1)!;
         if (start === 0 && s === 0) dataset.checkOutputWidth(width, p.name);

@@ -35,7 +35,12 @@ export interface ModelDescription {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-export async function describeModel(input: OnnxModel | string, name = typeof input === 'string' ? input : (input.path ?? '<model>')): Promise<ModelDescription> {
+export async function describeModel(
+  input: OnnxModel | string,
+  name = typeof input === 'string' ? input : (input.path ?? '<model>'),
+  /** The input shape for the cost probe where the graph leaves dims symbolic (dynamic H/W). */
+  inputShape?: number[],
+): Promise<ModelDescription> {
   const model = typeof input === 'string' ? loadModel(input) : input;
   const graph = model.proto.graph!;
   const index = GraphIndex.ofModel(model);
@@ -65,7 +70,7 @@ export async function describeModel(input: OnnxModel | string, name = typeof inp
     cost = { ...cost, macs: 0, macsByOpType: {}, attentionMacs: 0 };
   } else {
     try {
-      const c = await graphCost(model);
+      const c = await graphCost(model, inputShape ? { inputShape } : {});
       cost = { parameters: c.parameters, weightMiB: c.weightMiB, macs: c.macs, macsByOpType: c.macsByOpType, attentionMacs: c.attentionMacs };
     } catch (e) {
       cost = { ...cost, macsError: message(e) };

@@ -475,6 +475,7 @@ function buildReport(r: ReportInput): PruneReport {
       calibrationImages: r.calibration[0]?.images.length ?? 0,
       calibrationSource: r.calibrationSource,
       provider: r.calibration[0]?.provider ?? 'cpu',
+      ...(r.calibration[0]?.preprocess ? { preprocess: r.calibration[0].preprocess } : {}),
     },
     layers,
     removed,

@@ -6,7 +6,7 @@
 import { GraphIndex, withGraphOutputs } from '../onnx/index.js';
 import type { OnnxModel } from '../onnx/io.js';
 import { createRuntime, runBatch, type ExecutionProvider, type ort } from '../runtime/session.js';
-import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
+import { imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import { preprocessFor, type CalibrationItem } from '../calibration/source.js';
 
 /** One batch of preprocessed images [n, 3, S, S], with labels and groups when known. */
@@ -46,7 +46,7 @@ export function imageFileBatches(model: OnnxModel, items: readonly CalibrationIt
       const chunk = items.slice(start, start + batchSize);
       const data = new Float32Array(chunk.length * plane);
       await Promise.all(chunk.map((it, j) => loadImageCHW(it.image, pre, data, j * plane)));
-      const batch: ImageBatch = { data, dims: [chunk.length, 3, pre.crop, pre.crop] };
+      const batch: ImageBatch = { data, dims: [chunk.length, ...imageDims(pre)] };
       if (labelled) {
         batch.labels = chunk.map((it) => {
           if (typeof it.label !== 'number' || !Number.isInteger(it.label)) throw new RecoveryDataError(`calibration image ${it.image} has label ${JSON.stringify(it.label)}; refit needs class indices`);

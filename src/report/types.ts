@@ -5,6 +5,7 @@
  * Schema describe the same shape; tests/report-schema.test.ts validates real reports against it.
  */
 import type { UnitKind } from '../core/keep.js';
+import type { Preprocess } from '../data/preprocess.js';
 
 /** Bumped on any change that can break a reader of an older report. */
 export const REPORT_SCHEMA_VERSION = 1;
@@ -138,6 +139,8 @@ export interface PruneReport {
     provider: string;
     /** Training-free recovery applied after pruning (never part of SkewPrune itself). */
     recovery?: string[];
+    /** The image preprocessing calibration (and evaluation) applied. */
+    preprocess?: Preprocess;
   };
   layers: LayerReport[];
   /** Units removed per surgery step (filters, patch channels, heads). */

@@ -10,8 +10,9 @@ import type { GlobalOptions } from '../options.js';
 import { reportFiles, writeReport } from '../output.js';
 import { progressBars } from '../progress.js';
 import { formatEvaluation } from '../tables.js';
+import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
-export interface EvalOptions {
+export interface EvalOptions extends PreprocessFlags {
   data: string;
   batchSize: number;
   ep: ExecutionProvider[];
@@ -31,14 +32,17 @@ function labels(a: string, b?: string): string[] {
 export async function evalCommand(a: string, b: string | undefined, o: EvalOptions, g: GlobalOptions): Promise<void> {
   const progress = progressBars(!g.json);
   const data = datasetFromSpec(o.data, g.dataRoot);
+  const ma = loadModel(a);
+  const { preprocess } = resolvePreprocess(ma, o, (m) => console.error(`fairprune: warning: ${m}`));
   const options = {
+    ...(preprocess ? { preprocess } : {}),
     batchSize: o.batchSize,
     executionProviders: o.ep,
     strict: !!o.strict,
     bootstrap: { resamples: o.resamples, seed: o.seed },
     onProgress: (p: { done: number; total: number }) => progress.update('evaluate', p.done, p.total),
   };
-  const result = b ? await evaluatePair(loadModel(a), loadModel(b), data, options) : await evaluate(loadModel(a), data, options);
+  const result = b ? await evaluatePair(ma, loadModel(b), data, options) : await evaluate(ma, data, options);
   progress.stop();
   const evaluation = evaluationSummary(result, { images: data.name, labels: labels(a, b), bootstrap: { resamples: o.resamples, seed: o.seed, level: 0.95 } });
   const files = o.report ? reportFiles(o.report) : undefined;

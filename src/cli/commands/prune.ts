@@ -15,8 +15,9 @@ import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
 import { Outputs, type OutputTarget } from '../targets.js';
+import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
-export interface PruneOptions {
+export interface PruneOptions extends PreprocessFlags {
   calibration: string;
   out?: string;
   pattern?: string;
@@ -44,6 +45,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const out = o.out ?? defaultOutput(modelPath);
   if (!o.dryRun && resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
   const model = loadModel(modelPath);
+  const pre = resolvePreprocess(model, o, warn);
   const calibration = calibrationFrom(o.calibration, g.dataRoot);
   const evaluation = o.eval ? datasetFromSpec(o.eval, g.dataRoot) : undefined;
 
@@ -74,6 +76,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
       executionProviders: o.ep,
       strict: !!o.strict,
       skipUnreadable: !!o.skipUnreadable,
+      ...pre,
       evaluation,
       latency: !!o.latency,
       ...(o.recovery ? { recovery: o.recovery } : {}),
