@@ -45,7 +45,9 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const out = o.out ?? defaultOutput(modelPath);
   if (!o.dryRun && resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
   const model = loadModel(modelPath);
-  const pre = resolvePreprocess(model, o, warn);
+  // Warnings wait until the outputs are checked: a refused output is then the only line.
+  const warnings: string[] = [];
+  const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
   const calibration = calibrationFrom(o.calibration, g.dataRoot);
   const evaluation = o.eval ? datasetFromSpec(o.eval, g.dataRoot) : undefined;
 
@@ -61,6 +63,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
         !!o.force,
       );
 
+  for (const w of warnings) warn(w);
   const n = sourceSize(calibration);
   if (n < FEW_CALIBRATION_IMAGES) warn(`only ${n} calibration images; medians over fewer than ${FEW_CALIBRATION_IMAGES} are noisy`);
   const progress = progressBars(!g.json);
