@@ -231,14 +231,15 @@ function skewChart(layers: LayerReport[], threshold: number): string {
         .join('');
       let t: string;
       if (threshold >= lo && threshold <= hi) t = `<line x1="${x(threshold).toFixed(1)}" x2="${x(threshold).toFixed(1)}" y1="${y - 8}" y2="${y + 8}" stroke="#000" stroke-dasharray="3 2"/>`;
-      else if (threshold < lo) t = `<text x="${labelW - 2}" y="${y + 15}" class="thr" text-anchor="end">◂ t=${threshold}</text>`;
-      else t = `<text x="${labelW + plotW + 2}" y="${y + 15}" class="thr">t=${threshold} ▸</text>`;
+      // Outside the layer's range: a small arrowhead on the side the threshold lies.
+      else if (threshold < lo) t = `<path d="M${labelW - 1},${y}l5,-4v8z" fill="#000"><title>threshold ${threshold} is below this layer's range</title></path>`;
+      else t = `<path d="M${labelW + plotW + 1},${y}l-5,-4v8z" fill="#000"><title>threshold ${threshold} is above this layer's range</title></path>`;
       const ends = `<text x="${labelW}" y="${y + 16}" class="tick">${tickLabel(lo)}</text><text x="${labelW + plotW}" y="${y + 16}" class="tick" text-anchor="end">${tickLabel(hi)}</text>`;
       return `<text x="${labelW - 6}" y="${y + 4}" text-anchor="end">${label(l, layers)}</text><line x1="${labelW}" x2="${labelW + plotW}" y1="${y}" y2="${y}" stroke="#ddd"/>${pts}${t}${ends}`;
     })
     .join('');
-  const legend = `<g transform="translate(${labelW},${h - 8})"><circle r="3" cy="-3" fill="${KEPT}"/><text x="6" y="1">kept</text><circle cx="50" cy="-3" r="3" fill="${REMOVED}"/><text x="56" y="1">removed</text><text x="120" y="1">dashed: threshold ${threshold}; each row has its own axis</text></g>`;
-  return `<svg class="chart" viewBox="0 0 ${labelW + plotW + 50} ${h}" width="${labelW + plotW + 50}" height="${h}" role="img" aria-label="median skewness per unit, each layer on its own axis">${rows}${legend}</svg>`;
+  const legend = `<g transform="translate(${labelW},${h - 8})"><circle r="3" cy="-3" fill="${KEPT}"/><text x="6" y="1">kept</text><circle cx="50" cy="-3" r="3" fill="${REMOVED}"/><text x="56" y="1">removed</text><text x="124" y="1">threshold ${threshold}: dashed, or an arrowhead where it lies outside a row's range</text></g>`;
+  return `<svg class="chart" viewBox="0 0 ${labelW + plotW + 130} ${h}" width="${labelW + plotW + 130}" height="${h}" role="img" aria-label="median skewness per unit, each layer on its own axis">${rows}${legend}</svg>`;
 }
 
 /**
@@ -411,7 +412,7 @@ ${r.search ? searchSection(r.search) : ''}
 <div class="charts">
 ${ev && ctx ? `<figure><figcaption>Change of each fairness metric (paired)</figcaption>${fairnessChangeChart(ev, ctx)}</figure>` : ''}
 <figure><figcaption>Units kept and removed per layer</figcaption>${keptChart(r.layers)}</figure>
-<figure><figcaption>Median skewness of every unit</figcaption>${skewChart(r.layers, r.method.threshold)}</figure>
+<figure><figcaption>Median skewness of every unit (each layer on its own axis)</figcaption>${skewChart(r.layers, r.method.threshold)}</figure>
 </div>
 ${r.notes.length ? `<ul class="notes">${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 </section>`;
@@ -444,7 +445,7 @@ td.good{background:#e3f3ea}td.bad{background:#f8e1dc}td.warn{background:#fbefd5}
 .note-box{background:#fff6d6;border:1px solid #e0c060;padding:6px 10px;max-width:1000px}
 .charts{display:flex;flex-wrap:wrap;gap:18px}
 figure{margin:8px 0}figcaption{font-weight:600;margin-bottom:4px}
-svg.chart{font:11px system-ui,sans-serif;background:#fff}svg .tick{fill:#666;font-size:10px}svg .thr{font-size:10px}
+svg.chart{font:11px system-ui,sans-serif;background:#fff}svg .tick{fill:#666;font-size:10px}
 .notes{color:#444}
 footer{margin-top:30px;color:#777;font-size:12px}`;
 

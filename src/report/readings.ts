@@ -64,7 +64,7 @@ export function readChange(key: string, ev: Evaluation, ctx: ReadingContext): Re
   if (!info || !d) return { mark: 'none', text: '' };
   if (!hasInterval(d)) return { mark: 'none', text: 'no interval computed' };
   const small = info.group !== undefined ? ctx.smallGroups.find((g) => g.name === info.group) : undefined;
-  if (!excludesZero(d)) return { mark: 'no-change', text: `no clear change (interval includes 0)${small ? `; n = ${small.n}: too few images for a claim` : ''}` };
+  if (!excludesZero(d)) return { mark: 'no-change', text: `no clear change${small ? `; n = ${small.n}: too few images for a claim` : ''}` };
   const good = info.better === 'higher' ? d.lo > 0 : d.hi < 0;
   if (!info.fairness) {
     if (small) return { mark: 'too-small', text: `${good ? 'higher' : 'lower'}, but n = ${small.n} (< ${MIN_GROUP_IMAGES}): too few images for a claim` };
