@@ -1,14 +1,14 @@
 /**
  * Renders the four reports of tests/report-html.test.ts (two groups, three groups, no evaluation,
  * search) to HTML and screenshots them with headless Chromium into docs/report-*.png.
- * Run: npx tsx scripts/report-screenshots.ts [outDir]   (needs Debian's `chromium`).
+ * Run: npx tsx tests/helpers/report-screenshots.ts [outDir]   (needs Debian's `chromium`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { renderHtml } from '../src/report/html.js';
-import { noEvaluationReport, searchReport, threeGroupReport, twoGroupReport } from '../tests/helpers/report-fixtures.js';
+import { renderHtml } from '../../src/report/html.js';
+import { noEvaluationReport, searchReport, threeGroupReport, twoGroupReport } from './report-fixtures.js';
 
 const out = resolve(process.argv[2] ?? 'docs');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-shots-'));
