@@ -29,10 +29,11 @@ NUM_CLASSES = 6
 INPUT = 32
 
 
-def vgg(bn):
-    # torchvision vgg11 layout at width 1/8 and a 32-wide classifier: every file stays ~100 KB.
+def vgg(bn, init='fixture'):
+    # torchvision vgg11 layout at width 1/8 and a 32-wide classifier (~600 KB, mostly conv weights).
     m = VGG(width=0.125, batch_norm=bn, num_classes=NUM_CLASSES, input_size=INPUT, head='flatten', hidden=32)
-    fixture_init(m)
+    if init == 'fixture':
+        fixture_init(m)
     if bn:
         warm_bn(m, INPUT)
     return m
@@ -74,6 +75,8 @@ ATTENTION = {
 FAMILIES = {
     'vgg11': ('cnn', lambda: vgg(False)),
     'vgg11_bn': ('cnn', lambda: vgg(True)),
+    # torchvision's own init: zero biases, which torch.onnx deduplicates into Identity aliases.
+    'vgg11_zero_bias': ('cnn', lambda: vgg(False, init='default')),
     'vit_tv': ('vit', vit_tv),
     'vit_timm': ('vit', vit_timm),
     'vit_hf': ('vit', vit_hf),
@@ -90,6 +93,7 @@ R = [
     ('vgg11_op11_b2', 'vgg11', 11, 2, False, True, None, 'initializer', 'static batch 2'),
     ('vgg11_op13_nofold', 'vgg11', 13, 0, False, False, None, 'initializer', 'do_constant_folding=False'),
     ('vgg11_op17_b3_const', 'vgg11', 17, 3, False, True, None, 'constant', 'weights as Constant nodes, static batch 3'),
+    ('vgg11_zb_op14_dyn', 'vgg11_zero_bias', 14, 0, False, True, None, 'initializer', 'zero biases shared through Identity'),
     ('vgg11_bn_op13_keep', 'vgg11_bn', 13, 0, False, True, 'preserve', 'initializer', 'BatchNormalization kept'),
     ('vgg11_bn_op14_fold', 'vgg11_bn', 14, 0, False, True, 'fold', 'initializer', 'BN folded into the convs by the exporter'),
     ('vgg11_bn_op9_keep_kiai', 'vgg11_bn', 9, 0, True, True, 'preserve', 'initializer', 'BN kept and BN params listed as inputs'),
@@ -153,7 +157,7 @@ def export_row(row):
     kind, build = FAMILIES[family]
     torch.manual_seed(0)
     model = build()
-    if family not in ('vgg11', 'vgg11_bn'):
+    if family not in ('vgg11', 'vgg11_bn', 'vgg11_zero_bias'):
         fixture_init(model)
     model.eval()
     out = os.path.join(OUT_DIR, f'{name}.onnx')

@@ -15,10 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphError, GraphIndex, loadModel, saveModel, type OnnxModel } from '../src/onnx/index.js';
-import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
+import { pruneFilters, pruneFiltersToFile, surgeryTotals } from '../src/surgery/index.js';
 import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
-import { graphCost } from '../src/metrics/cost.js';
+import { countParameters, graphCost } from '../src/metrics/cost.js';
 import { mulberry32 } from '../src/data/split.js';
 import { complement, maskFilters, randomKeep } from './helpers/oracle.js';
 import { logits, maskHeads, relativeMaxDiff, zeroPatchFilters } from './helpers/oracle-vit.js';
@@ -235,6 +235,34 @@ describe('export matrix', () => {
       `swin_t_op14_dyn | patch+heads (12/16 channels; heads 1/2, 1/2, 2/4, 2/4) | exact; parameters ${before.parameters} -> ${after.parameters}, ` +
         `MACs ${before.macs} -> ${after.macs}, attention MACs ${before.attentionMacs} -> ${after.attentionMacs}`,
     );
+  });
+
+  it('torch-deduplicated zero biases: per-layer paramsRemoved add up to the parameter difference, each alias once', () => {
+    // torchvision's init leaves every bias 0; torch.onnx stores one zero tensor per size and
+    // aliases it through Identity nodes. Each layer still has its own bias (countParameters counts
+    // a tensor once per reader), and each pruned layer's record removes exactly its own share.
+    const model = loadModel(join(DIR, 'vgg11_zb_op14_dyn.onnx'));
+    const aliases = model.proto.graph!.node.filter((n) => n.opType === 'Identity');
+    expect(aliases.length).toBeGreaterThan(0);
+    const rand = mulberry32(5);
+    const keeps: KeepSet[] = vggBlocks(model).map((b) => {
+      const width = b.convs[b.convs.length - 1].filters;
+      return { tap: b.tap, kind: 'filters', total: width, keep: randomKeep(width, rand, 0.5) };
+    });
+    for (const scope of ['block', 'last'] as const) {
+      const res = pruneFilters(model, keeps, { scope });
+      const removed = countParameters(model.proto).parameters - countParameters(res.model.proto).parameters;
+      expect(surgeryTotals(res.layers).paramsRemoved).toBe(removed);
+      // And layer by layer: a Conv's record is its weight and bias elements before minus after.
+      const index = GraphIndex.ofModel(res.model);
+      for (const rec of res.layers.filter((l) => l.opType === 'Conv' && l.change === 'keep-set')) {
+        const conv = index.byName.get(rec.node)!;
+        const before = GraphIndex.ofModel(model).byName.get(rec.node)!;
+        const size = (ix: GraphIndex, n: typeof conv, i: number) => (ix.constantDims(n.input[i]) ?? ix.constantDims(ix.producer.get(n.input[i])!.input[0])!).reduce((a, b) => a * b, 1);
+        const ob = GraphIndex.ofModel(model);
+        expect(rec.paramsRemoved, rec.node).toBe(size(ob, before, 1) + size(ob, before, 2) - size(index, conv, 1) - size(index, conv, 2));
+      }
+    }
   });
 
   it('a Swin block that loses every head is refused at the node where the branch cannot be dropped, and nothing is written', () => {
