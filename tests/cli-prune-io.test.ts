@@ -85,6 +85,24 @@ describe('output targets are checked before any work', () => {
   });
 });
 
+describe('eval and search check their outputs before any work too', () => {
+  it('refuses an existing report file before evaluating, and an existing chosen model before searching', () => {
+    mkdirSync(join(tmp, 'evrep'));
+    writeFileSync(join(tmp, 'evrep', 'report.json'), 'old');
+    // The dataset names broken.jpg: evaluating would fail on it, so the report error shows the check came first.
+    writeFileSync(join(tmp, 'ev.csv'), ['image,label', ...readdirSync(withBad).sort().map((n, i) => `with-bad/${n},${i % 2 ? 'A' : 'B'}`)].join('\n'));
+    const f = run('eval', fixture, '-d', 'csv:ev.csv', '--report', 'evrep');
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain('evrep/report.json already exists; pass --force to replace it');
+    expect(f.stderr).not.toContain('broken.jpg');
+    writeFileSync(join(tmp, 'chosen.onnx'), 'old');
+    const s = run('search', fixture, '-d', 'csv:ev.csv', '-o', 'chosen.onnx');
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain('chosen.onnx already exists; pass --force to replace it');
+    expect(readFileSync(join(tmp, 'chosen.onnx'), 'utf8')).toBe('old');
+  });
+});
+
 describe('--dry-run and the text output', () => {
   it('prints the plan (per layer kept/total, warnings, notes) and writes nothing', () => {
     const r = run('prune', fixture, '-c', images, '-o', 'dry.onnx', '--report', 'dryrep', '-t', '5', '--dry-run');

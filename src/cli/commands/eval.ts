@@ -9,6 +9,7 @@ import { datasetFromSpec } from '../datasets.js';
 import type { GlobalOptions } from '../options.js';
 import { reportFiles, writeReport } from '../output.js';
 import { progressBars } from '../progress.js';
+import { Outputs } from '../targets.js';
 import { formatEvaluation } from '../tables.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
@@ -32,6 +33,11 @@ function labels(a: string, b?: string): string[] {
 export async function evalCommand(a: string, b: string | undefined, o: EvalOptions, g: GlobalOptions): Promise<void> {
   const progress = progressBars(!g.json);
   const data = datasetFromSpec(o.data, g.dataRoot);
+  const files = o.report ? reportFiles(o.report) : undefined;
+  // The report files checked (and the folder created) before the evaluation.
+  const outputs = files
+    ? new Outputs([{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }], [{ path: o.report!, what: 'report folder' }], !!o.force)
+    : undefined;
   const ma = loadModel(a);
   const { preprocess } = resolvePreprocess(ma, o, (m) => console.error(`fairprune: warning: ${m}`));
   const options = {
@@ -42,12 +48,19 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
     bootstrap: { resamples: o.resamples, seed: o.seed },
     onProgress: (p: { done: number; total: number }) => progress.update('evaluate', p.done, p.total),
   };
-  const result = b ? await evaluatePair(ma, loadModel(b), data, options) : await evaluate(ma, data, options);
-  progress.stop();
+  let result;
+  try {
+    result = b ? await evaluatePair(ma, loadModel(b), data, options) : await evaluate(ma, data, options);
+  } catch (e) {
+    outputs?.discard();
+    throw e;
+  } finally {
+    progress.stop();
+  }
   const evaluation = evaluationSummary(result, { images: data.name, labels: labels(a, b), bootstrap: { resamples: o.resamples, seed: o.seed, level: 0.95 } });
-  const files = o.report ? reportFiles(o.report) : undefined;
   const report = makeReport('eval', { evaluation, ...(files ? { files } : {}) });
-  if (files) writeReport(report, !!o.force, 'fairprune: evaluation report');
+  if (outputs && files) outputs.write({ path: o.report!, what: 'report' }, () => writeReport(report, !!o.force, 'fairprune: evaluation report'), [files.json, files.html]);
+  outputs?.done();
   if (g.json) console.log(JSON.stringify(report));
   else {
     console.log(formatEvaluation(evaluation));

@@ -1,6 +1,6 @@
 /** `fairprune search`: REINFORCE search over SkewPrune configurations; writes the chosen model. */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { loadModel, saveModel } from '../../onnx/io.js';
 import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
@@ -9,6 +9,7 @@ import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { defaultOutput, reportFiles, writeAtomic, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
+import { Outputs } from '../targets.js';
 
 export interface SearchOptions {
   data: string;
@@ -29,7 +30,10 @@ export interface SearchOptions {
 
 export async function search(modelPath: string, o: SearchOptions, g: GlobalOptions): Promise<void> {
   const out = o.out ?? defaultOutput(modelPath, 'searched');
-  if (existsSync(out) && !o.force) throw new CliError(`${out} already exists; pass --force to replace it`);
+  const files = o.report ? reportFiles(o.report) : undefined;
+  const modelTarget = { path: out, what: 'chosen model' };
+  const model = loadModel(modelPath);
+  const data = datasetFromSpec(o.data, g.dataRoot);
   const readJson = (file: string, what: string) => {
     try {
       return JSON.parse(readFileSync(file, 'utf8'));
@@ -39,28 +43,41 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
   };
   const space = o.space ? (readJson(o.space, 'search space') as SearchSpace) : undefined;
   const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'search log') as SearchLog) : undefined;
-  const result = await skewSearch(loadModel(modelPath), {
-    data: datasetFromSpec(o.data, g.dataRoot),
-    space,
-    budget: { candidates: o.candidates, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) },
-    seed: o.seed,
-    reward: { preset: o.preset, ...(o.ac !== undefined ? { AC: o.ac } : {}) },
-    randomBaseline: o.random,
-    resume,
-    batchSize: o.batchSize,
-    executionProviders: o.ep,
-    name: basename(modelPath),
-    onStage: (m) => !g.json && console.error(m),
-    onCandidate: (e, log, best) => {
-      if (o.log) writeAtomic(o.log, JSON.stringify(log), true);
-      if (!g.json) console.error(`${e.search} #${e.index}: reward ${e.score.reward.toFixed(4)} (A ${e.score.accuracy.toFixed(3)}, U ${e.score.unfairness.toFixed(4)})${e.cached ? ' cached' : ''}; best ${best.toFixed(4)}`);
-    },
-  });
-  saveModel(result.chosen.model, out, { overwrite: !!o.force });
+  // Every output checked (folders created) before the search; the log may exist (it is resumed).
+  const outputs = new Outputs(
+    [modelTarget, ...(files ? [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }] : [])],
+    [...(o.report ? [{ path: o.report, what: 'report folder' }] : []), ...(o.log ? [{ path: dirname(o.log), what: 'search log folder' }] : [])],
+    !!o.force,
+  );
+  let result;
+  try {
+    result = await skewSearch(model, {
+      data,
+      space,
+      budget: { candidates: o.candidates, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) },
+      seed: o.seed,
+      reward: { preset: o.preset, ...(o.ac !== undefined ? { AC: o.ac } : {}) },
+      randomBaseline: o.random,
+      resume,
+      batchSize: o.batchSize,
+      executionProviders: o.ep,
+      name: basename(modelPath),
+      onStage: (m) => !g.json && console.error(m),
+      onCandidate: (e, log, best) => {
+        if (o.log) writeAtomic(o.log, JSON.stringify(log), true);
+        if (!g.json) console.error(`${e.search} #${e.index}: reward ${e.score.reward.toFixed(4)} (A ${e.score.accuracy.toFixed(3)}, U ${e.score.unfairness.toFixed(4)})${e.cached ? ' cached' : ''}; best ${best.toFixed(4)}`);
+      },
+    });
+  } catch (e) {
+    outputs.discard();
+    throw e;
+  }
+  const chosen = result.chosen.model;
+  outputs.write(modelTarget, () => saveModel(chosen, out, { overwrite: !!o.force }));
   result.report.model.output = out;
-  const files = o.report ? reportFiles(o.report) : undefined;
   const report = makeReport('search', { runs: [result.report], files: { models: [out], ...files } });
-  if (files) writeReport(report, !!o.force, 'fairprune: SkewPrune search report');
+  if (files) outputs.write({ path: o.report!, what: 'report' }, () => writeReport(report, !!o.force, 'fairprune: SkewPrune search report'), [files.json, files.html]);
+  outputs.done();
   const s = result.summary;
   if (g.json) console.log(JSON.stringify(report));
   else {
