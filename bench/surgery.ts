@@ -53,8 +53,9 @@ const summary: string[] = [];
 
 /** Paired file-to-file runs against the floor; checks the output against in-memory pruning. */
 function timeAgainstFloor(name: string, src: string, mode: string, keepsFile: string, option: string, expected: Uint8Array) {
-  const out = join(work, `${name}-pruned.onnx`);
-  const floorOut = join(work, `${name}-floor.onnx`);
+  const file = name.replace(/[^A-Za-z0-9]+/g, '_');
+  const out = join(work, `${file}-pruned.onnx`);
+  const floorOut = join(work, `${file}-floor.onnx`);
   const size = statSync(src).size;
   readFileSync(src); // page cache warm for both sides
   console.log(`\n${name}: load + prune + save (A) vs floor (B), ${rounds} pairs, fresh process each`);

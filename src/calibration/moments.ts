@@ -97,6 +97,16 @@ export function withCalibrationOutputs(
     return name;
   };
   const nodes: NodeProto[] = [];
+  // Each tap's subgraph goes right after the node that produces the tap: onnxruntime runs nodes
+  // in an order that follows the list, so the map is reduced (and freed) before the model goes on
+  // instead of every tapped map staying alive until the end (measured on ViT-B/16, batch 8: peak
+  // RSS about 1.3x plain with the subgraphs appended at the end).
+  const after = new Map<NodeProto, NodeProto[]>();
+  const placeAfterProducer = (value: string, from: number) => {
+    const producer = index.producer.get(value);
+    if (!producer) return;
+    after.set(producer, [...(after.get(producer) ?? []), ...nodes.splice(from)]);
+  };
   const inits: TensorProto[] = [];
   const outputs: ValueInfoProto[] = [];
   const output = (name: string, elemType: number) => outputs.push(makeValueInfoUnknownShape(name, elemType));
@@ -109,6 +119,7 @@ export function withCalibrationOutputs(
     const why = inGraphUnsupported(model, tap);
     if (why) throw new GraphError(`tap '${tap.value}': in-graph moments unavailable: ${why}`);
     const p = `fairprune_moments/${tap.value}`;
+    const first = nodes.length;
     const v = (s: string) => fresh(`${tap.value}/fairprune_${s}`);
     const last = opset >= 11 ? -1 : 3 - (tap.layout === '(BH)TT' ? 1 : 0);
     const axes = [last - 1, last];
@@ -153,6 +164,7 @@ export function withCalibrationOutputs(
       nodes.push(makeNode('Mul', [d2, d], [d3], fresh(`${p}/Mul3`)));
       const m3 = rowsThenAll(d3, 'm3');
       for (const o of [mean, e1, m2, m3]) output(o, DataType.DOUBLE);
+      placeAfterProducer(tap.value, first);
       return { tap, mean, m2, m3, e1, dims, precision: own };
     }
     const accType = own === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
@@ -174,6 +186,7 @@ export function withCalibrationOutputs(
     output(mean, accType);
     output(m2, accType);
     output(m3, accType);
+    placeAfterProducer(tap.value, first);
     return { tap, mean, m2, m3, dims, precision: own };
   });
 
@@ -202,7 +215,7 @@ export function withCalibrationOutputs(
       ...model.proto,
       graph: {
         ...graph,
-        node: nodes.length ? [...graph.node, ...nodes] : graph.node,
+        node: nodes.length || after.size ? [...graph.node.flatMap((n) => [n, ...(after.get(n) ?? [])]), ...nodes] : graph.node,
         initializer: inits.length ? [...graph.initializer, ...inits] : graph.initializer,
         output: [...graph.output, ...outputs],
       },
