@@ -289,6 +289,7 @@ async function runCalibration(
     warn: options.warn,
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
     intraOpNumThreads: options.intraOpNumThreads,
+    memoryPattern: false,
   });
   timing.sessionMs = performance.now() - t0;
   try {
