@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GraphError, GraphIndex, loadModel, saveModel, type OnnxModel } from '../src/onnx/index.js';
+import { GraphError, GraphIndex, OperatorSetIdProtoSchema, loadModel, saveModel, type OnnxModel } from '../src/onnx/index.js';
 import { pruneFilters, pruneFiltersToFile, surgeryTotals } from '../src/surgery/index.js';
 import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
@@ -22,7 +22,8 @@ import { countParameters, graphCost } from '../src/metrics/cost.js';
 import { mulberry32 } from '../src/data/split.js';
 import { complement, maskFilters, randomKeep } from './helpers/oracle.js';
 import { logits, maskHeads, relativeMaxDiff, zeroPatchFilters } from './helpers/oracle-vit.js';
-import { randomInput } from './helpers/graph-builder.js';
+import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
+import { create } from '@bufbuild/protobuf';
 
 const DIR = 'fixtures/matrix';
 const TOL = 1e-4;
@@ -263,6 +264,25 @@ describe('export matrix', () => {
         expect(rec.paramsRemoved, rec.node).toBe(size(ob, before, 1) + size(ob, before, 2) - size(index, conv, 1) - size(index, conv, 2));
       }
     }
+  });
+
+  it("onnxruntime's fused com.microsoft Attention: a heads keep set is refused naming the fused node, and nothing is written", () => {
+    // The transformer optimizer's output: one Attention node holds Q/K/V, the Softmax and the heads.
+    const b = new GraphBuilder(3);
+    const att = b.op('Attention', ['x', b.weight('qkv_w', [8, 24]), b.weight('qkv_b', [24])], [attr('num_heads', 2)]);
+    b.nodes[b.nodes.length - 1].domain = 'com.microsoft';
+    b.op('MatMul', [att, b.weight('proj_w', [8, 8])]);
+    b.nodes[b.nodes.length - 1].output[0] = 'y';
+    const model = b.build({ name: 'x', shape: ['batch', 5, 8] }, [{ name: 'y', shape: ['batch', 5, 8] }]);
+    model.proto.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: 'com.microsoft', version: 1n }));
+    const input = join(scratch, 'fused-attention.onnx');
+    saveModel(model, input);
+    const out = join(scratch, 'fused-attention.pruned.onnx');
+    const headKeeps: KeepSet[] = [{ tap: att, kind: 'heads', total: 2, keep: [0] }];
+    expect(() => pruneVitToFile(input, out, { pattern: 'heads', headKeeps })).toThrow(GraphError);
+    expect(() => pruneVitToFile(input, out, { pattern: 'heads', headKeeps })).toThrow(`the graph's attention is fused in '${att}' (Attention) [com.microsoft]`);
+    expect(existsSync(out)).toBe(false);
+    table.push(`hand-built com.microsoft Attention | heads | refused, names '${att}' (Attention) [com.microsoft], no file`);
   });
 
   it('a Swin block that loses every head is refused at the node where the branch cannot be dropped, and nothing is written', () => {

@@ -41,7 +41,13 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
     if (seen.has(ks.tap)) throw new GraphError(`two keep sets for attention block '${ks.tap}'`);
     seen.add(ks.tap);
     const m = blocks.get(ks.tap);
-    if (!m) throw new GraphError(`no attention block has Softmax output '${ks.tap}' (blocks: ${[...blocks.keys()].join(', ') || 'none'})`);
+    if (!m) {
+      // Attention fused into one contrib op (onnxruntime's transformer optimizer) has no Softmax
+      // to tap and no projections to slice: say which node holds it.
+      const fused = index.graph.node.filter((n) => n.domain === 'com.microsoft' && FUSED_ATTENTION.has(n.opType));
+      const why = fused.length ? `; the graph's attention is fused in ${fused.map((n) => `${GraphIndex.label(n)} [com.microsoft]`).join(', ')}, whose heads this surgery does not remove` : '';
+      throw new GraphError(`no attention block has Softmax output '${ks.tap}' (blocks: ${[...blocks.keys()].join(', ') || 'none'})${why}`);
+    }
     const H = m.block.numHeads;
     if (ks.total !== H) throw new GraphError(`attention block '${ks.tap}' has ${H} heads; its keep set says ${ks.total}`);
     const kept = normalizeKeep(ks);
@@ -61,6 +67,9 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
   sortGraph(out.proto.graph!);
   return { model: out, records };
 }
+
+/** onnxruntime contrib ops that compute a whole multi-head attention inside one node. */
+const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'GroupQueryAttention', 'DecoderMaskedMultiHeadAttention']);
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
