@@ -93,7 +93,8 @@ export interface SurgeryResult {
 }
 
 /** Ops between a Conv and the MaxPool it feeds that keep channels one to one. */
-const TO_CONV = new Set(['Relu', 'BatchNormalization', 'Identity', 'Dropout', 'Clip', 'LeakyRelu']);
+// Cast: a mixed-precision model (float64 or float16 with Conv on the converter's block list) casts between Conv and BN.
+const TO_CONV = new Set(['Relu', 'BatchNormalization', 'Identity', 'Dropout', 'Clip', 'LeakyRelu', 'Cast']);
 
 /** The Conv whose filters a tapped MaxPool output sees: walk back through Relu/BN/Identity/Dropout/Clip. */
 export function convBeforeTap(index: GraphIndex, tap: string): NodeProto {

@@ -19,7 +19,7 @@ import { createRuntime, runBatch } from '../../src/runtime/session.js';
 import { randomInput } from './graph-builder.js';
 
 /** Ops between a Conv and a following BatchNormalization that keep the channels one to one (and map 0 to 0). */
-const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip', 'Mul', 'PRelu']);
+const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip', 'Mul', 'PRelu', 'Cast']);
 
 /**
  * A masked copy of `model`: for each [convName, removed filter indices], those filters' weights and
