@@ -47,8 +47,8 @@ function isTyped(e: unknown): boolean {
   return e instanceof RangeError && LIBRARY_RANGE.test(e.message);
 }
 
-/** Fails instead of hanging: every call under test must settle within `ms`. */
-async function settle<T>(p: Promise<T> | T, ms = 15_000): Promise<T> {
+/** Fails instead of hanging: every call under test must settle within `ms` (generous: a loaded 2-core CI machine queues image decodes). */
+async function settle<T>(p: Promise<T> | T, ms = 60_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([Promise.resolve(p), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`hang: no result within ${ms} ms`)), ms)))]);
