@@ -183,6 +183,11 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--max-minutes', type=float, default=None, help='stop training after this wall time')
+    ap.add_argument('--split-csv', default=None,
+                    help='CSV with the columns of models/splits/pad-ufes-20.csv (image, diagnostic, group, split) '
+                         'to train/validate/test on instead of the default split (models/train_folds.py)')
+    ap.add_argument('--tag', default=None, help='name of the checkpoint/logit files in models/.cache/ '
+                                                '(default: the model name)')
     a = ap.parse_args()
     cfg = dict(CONFIGS[a.model])
     for k in ('epochs', 'lr', 'batch'):
@@ -193,7 +198,9 @@ def main():
     np.random.seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
 
-    rows = read_pad_split()
+    split_csv = a.split_csv or SPLIT_CSV
+    rows = read_pad_split(split_csv)
+    tag = a.tag or a.model
     paths = [os.path.join(PAD_DIR, r['image']) for r in rows]
     y_all = np.array([CLASSES.index(r['diagnostic']) for r in rows])
     split = np.array([r['split'] for r in rows])
@@ -203,7 +210,11 @@ def main():
     idx = {s: np.nonzero(split == s)[0] for s in ('train', 'val', 'test')}
     t0 = time.time()
     x_eval = dump_tensors(paths, pre, f'pad_{a.model}_eval')
-    x_train = dump_tensors([paths[i] for i in idx['train']], train_pre, f'pad_{a.model}_train')
+    if a.split_csv:
+        # every image at the train recipe once, shared by all splits (folds) of the same images
+        x_train = dump_tensors(paths, train_pre, f'pad_{a.model}_train_all')[idx['train']]
+    else:
+        x_train = dump_tensors([paths[i] for i in idx['train']], train_pre, f'pad_{a.model}_train')
     print(f'dumped tensors in {time.time() - t0:.1f}s: eval {x_eval.shape}, train {x_train.shape}', flush=True)
     y_train = torch.from_numpy(y_all[idx['train']])
     x_train_t = torch.from_numpy(x_train)
@@ -276,7 +287,7 @@ def main():
             diff = float((model(xv) - ref).abs().max())
         print(f'BN folded into convs: max |logit diff| on 32 val images = {diff:.2e}', flush=True)
     os.makedirs(os.path.join(ROOT, 'models', '.cache'), exist_ok=True)
-    torch.save(best_state, os.path.join(ROOT, 'models', '.cache', f'{a.model}_best.pt'))
+    torch.save(best_state, os.path.join(ROOT, 'models', '.cache', f'{tag}_best.pt'))
 
     # export
     from export_torchvision import export_onnx
@@ -299,7 +310,8 @@ def main():
     rel = os.path.relpath(a.out, ROOT)
     cmd = f'/usr/bin/python3 models/train.py --model {a.model} --out {rel}' + \
         ''.join(f' --{k} {getattr(a, k)}' for k in ('epochs', 'lr', 'batch') if getattr(a, k) is not None) + \
-        (f' --seed {a.seed}' if a.seed else '') + (f' --max-minutes {a.max_minutes}' if a.max_minutes else '')
+        (f' --seed {a.seed}' if a.seed else '') + (f' --max-minutes {a.max_minutes}' if a.max_minutes else '') + \
+        (f' --split-csv {os.path.relpath(a.split_csv, ROOT)}' if a.split_csv else '') + (f' --tag {a.tag}' if a.tag else '')
     card = {
         'model': rel,
         'kind': cfg['kind'],
@@ -318,8 +330,9 @@ def main():
         'classes': CLASSES,
         'preprocess': pre,
         'data': {'dataset': 'PAD-UFES-20 (../shared/datasets/pad-ufes-20, 686 images, CC BY 4.0, Pacheco et al. 2020)',
-                 'split_file': 'models/splits/pad-ufes-20.csv', 'split_seed': SPLIT_SEED,
-                 'split_fractions': {'train': 0.6, 'val': 0.15, 'test': 0.25},
+                 'split_file': os.path.relpath(split_csv, ROOT), 'split_seed': SPLIT_SEED,
+                 'split_fractions': ({'train': 0.6, 'val': 0.15, 'test': 0.25} if not a.split_csv else
+                                     'see models/train_folds.py (3 folds train, 1 val, 1 test)'),
                  'split_unit': 'patient', 'counts': {s: int(len(v)) for s, v in idx.items()},
                  'train_class_counts': {CLASSES[c]: int(counts[c]) for c in range(6)},
                  'extra_training_data': 'none (ISIC UDA-1 not used)',
@@ -354,7 +367,7 @@ def main():
     with open(card_path, 'w') as fh:
         json.dump(card, fh, indent=1)
         fh.write('\n')
-    np.save(os.path.join(ROOT, 'models', '.cache', f'{a.model}_test_logits.npy'), logits[te])
+    np.save(os.path.join(ROOT, 'models', '.cache', f'{tag}_test_logits.npy'), logits[te])
     print(json.dumps({'test': {k: mt[k] for k in ('accuracy', 'macro_f1')}, 'per_group': per_group,
                       'chance': card['metrics']['chance'], 'train_time_s': round(train_time)}, indent=1))
 

@@ -18,3 +18,5 @@ export {
 } from './runner.js';
 export { withCalibrationOutputs, inGraphUnsupported, type MomentPrecision, type MomentOutputs } from './moments.js';
 export { keepSetFromMedians, keepSetsFromMedians, type KeepRule, type KeepDecision } from './keep.js';
+export { reduceHeadBatch, checkHeadStatistic, HEAD_STATISTICS, type HeadStatistic } from './headstat.js';
+export { selectKeepSets, checkSelectionRule, describeSelection, SelectionRuleError, SELECTIONS, type Selection, type SelectionRule, type SelectionOptions, type SelectionResult, type LayerBudget, type SelectLayer } from './select.js';

@@ -11,6 +11,7 @@ import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './tap
 import { preprocessFor, resolveSource, type CalibrationItem, type CalibrationSource } from './source.js';
 import { median, reduceBatch, reduceMoments } from './skewness.js';
 import { inGraphUnsupported, withCalibrationOutputs, type MomentPrecision } from './moments.js';
+import { checkHeadStatistic, reduceHeadBatch, type HeadStatistic } from './headstat.js';
 
 export interface CalibrationProgress {
   /** Batches done, and in all (an upper bound when images are skipped). */
@@ -57,6 +58,11 @@ export interface CalibrationOptions {
   moments?: 'graph' | 'js';
   /** How in-graph moments accumulate (default 'mixed', see moments.ts; the JS kernel always uses float64). */
   momentPrecision?: MomentPrecision;
+  /**
+   * What a heads tap's T x T map reduces to (default 'map', the paper's; see headstat.ts). 'cls'
+   * and 'rows' are computed by the JS kernel from the fetched maps.
+   */
+  headStatistic?: HeadStatistic;
 }
 
 export interface TapStatistics {
@@ -77,6 +83,8 @@ export interface TapStatistics {
   moments: 'graph-mixed' | 'graph-float64' | 'graph-float32' | 'js';
   /** Why a tap asked for in-graph moments ran on the JS kernel instead. */
   momentsFallback?: string;
+  /** Heads taps: the statistic each head's map was reduced to. */
+  headStatistic?: HeadStatistic;
 }
 
 export interface CalibrationResult {
@@ -265,6 +273,7 @@ async function runCalibration(
   options: CalibrationOptions,
 ): Promise<CalibrationResult> {
   const { taps, inputName } = plan;
+  const headStatistic = checkHeadStatistic(options.headStatistic);
   const timing = { sessionMs: 0, waitMs: 0, inferenceMs: 0, statisticsMs: 0 };
   let t0 = performance.now();
   const precision = options.momentPrecision ?? 'mixed';
@@ -274,7 +283,7 @@ async function runCalibration(
   const fallback = new Map<Tap, string>();
   if (mode === 'graph') {
     for (const t of taps) {
-      const why = inGraphUnsupported(m, t);
+      const why = t.kind === 'heads' && headStatistic !== 'map' ? `head statistic '${headStatistic}' is computed by the JS kernel from the maps` : inGraphUnsupported(m, t);
       if (why) fallback.set(t, why);
     }
   }
@@ -339,7 +348,8 @@ async function runCalibration(
             reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first, mo.e1 ? (out[mo.e1].data as Float64Array) : undefined);
           } else {
             const data = (t!.data as Float32Array | Float64Array).subarray(0, count * shape.units * shape.mapSize);
-            reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
+            if (tap.kind === 'heads') reduceHeadBatch(headStatistic, data, count, shape.units, shape.mapSize, store.values, total, first);
+            else reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
           }
         });
         if (collectLogits) {
@@ -366,6 +376,7 @@ async function runCalibration(
       const moments = momentsOf.has(tap) ? (`graph-${momentsOf.get(tap)!.precision}` as const) : 'js';
       const stats: TapStatistics = { tap, kind: tap.kind, layout: s.layout, units: s.units, mapSize: s.mapSize, medians, perImage, moments };
       if (fallback.has(tap)) stats.momentsFallback = fallback.get(tap);
+      if (tap.kind === 'heads') stats.headStatistic = headStatistic;
       if (hasGroups) {
         stats.perGroupMedians = {};
         for (const g of groupNames) {

@@ -12,11 +12,18 @@ import { Dataset } from '../data/dataset.js';
 import {
   calibrate,
   discoverTaps,
-  keepSetsFromMedians,
+  selectKeepSets,
+  checkSelectionRule,
+  checkHeadStatistic,
   type CalibrationResult,
+  type HeadStatistic,
+  type LayerBudget,
+  type Selection,
+  type SelectionRule,
   type CalibrationSource,
   type TapSelection,
 } from '../calibration/index.js';
+import { unitL1Norms } from './l1.js';
 import { pruneFilters, type FilterScope, type LayerRecord } from '../surgery/index.js';
 import { pruneVit, pruneVitStaged, type HeadPruneRecord, type PatchPruneRecord, type VitPattern } from '../surgery/vit/index.js';
 import { evaluatePair, type EvaluationResult, type PairResult } from '../eval/index.js';
@@ -52,6 +59,22 @@ export interface SkewPruneOptions {
   threshold?: number;
   /** Fewest units a layer keeps (default 1). */
   minKeep?: number;
+  /** Instead of threshold: remove round(ratio * units) units of each layer. */
+  ratio?: number;
+  /** Instead of threshold: remove round(globalRatio * N) units of each kind, ranked across layers. */
+  globalRatio?: number;
+  /** Instead of threshold: remove this many units of each layer. */
+  count?: number;
+  /** Per-layer budgets by tapped value name (threshold, ratio or count). */
+  overrides?: Readonly<Record<string, LayerBudget>>;
+  /** Tapped value names kept whole. */
+  exclude?: readonly string[];
+  /** Which units the budget removes: 'skew' (default, the paper's), 'random' (seeded) or 'l1' (weight L1 norm). */
+  select?: Selection;
+  /** Seed of select 'random' (default 0). */
+  seed?: number;
+  /** What a head's attention map reduces to: 'map' (default, the paper's), 'cls' or 'rows'. */
+  headStatistic?: HeadStatistic;
   batchSize?: number;
   executionProviders?: ExecutionProvider[];
   strict?: boolean;
@@ -217,7 +240,30 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   if (kind === 'vit' && options.scope) throw new SkewPruneOptionError('scope applies to CNN filter pruning only');
   const threshold = options.threshold ?? 0;
   const minKeep = options.minKeep ?? 1;
-  const rule = { threshold, minKeep };
+  const rule: SelectionRule = {
+    ...(options.ratio !== undefined ? { ratio: options.ratio } : {}),
+    ...(options.globalRatio !== undefined ? { globalRatio: options.globalRatio } : {}),
+    ...(options.count !== undefined ? { count: options.count } : {}),
+    ...(options.threshold !== undefined || (options.ratio === undefined && options.globalRatio === undefined && options.count === undefined) ? { threshold: options.threshold ?? 0 } : {}),
+    minKeep,
+    ...(options.overrides ? { overrides: options.overrides } : {}),
+    ...(options.exclude ? { exclude: options.exclude } : {}),
+  };
+  const selectOptions = { select: options.select ?? 'skew', seed: options.seed ?? 0 } as const;
+  const headStatistic = checkHeadStatistic(options.headStatistic);
+  // Overrides and exclude name taps of the model; check them (and the rule) before any work.
+  checkSelectionRule(rule, discoverTaps(original, 'auto').map((t) => ({ tap: t.value, kind: t.kind, medians: [] })), { select: selectOptions.select, seed: selectOptions.seed });
+  const decide = (model: OnnxModel, c: CalibrationResult) => {
+    const layers = c.taps.map((t) => ({ tap: t.tap.value, kind: t.kind, medians: t.medians }));
+    const names = new Set(layers.map((l) => l.tap));
+    const own: SelectionRule = {
+      ...rule,
+      ...(rule.overrides ? { overrides: Object.fromEntries(Object.entries(rule.overrides).filter(([t]) => names.has(t))) } : {}),
+      ...(rule.exclude ? { exclude: rule.exclude.filter((t) => names.has(t)) } : {}),
+    };
+    const scores = selectOptions.select === 'l1' ? unitL1Norms(model, layers) : undefined;
+    return selectKeepSets(layers, own, { ...selectOptions, ...(scores ? { scores } : {}) });
+  };
   const src = calibrationSource(options.calibration);
 
   const calibrationOptions = (stage: string) => ({
@@ -229,6 +275,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     skipUnreadable: options.skipUnreadable,
     // In images, as evaluation and latency count: batches differ per stage and say little.
     onProgress: options.onProgress ? (p: { images: number; skipped: number; total: number }) => options.onProgress!({ stage, done: p.images + p.skipped, total: p.total }) : undefined,
+    headStatistic,
   });
   const selection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' || pattern === 'staged' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
 
@@ -254,7 +301,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     first = restrict(measured, selection);
   }
   calibrations.push(first);
-  const decided = keepSetsFromMedians(first, rule);
+  const decided = decide(original, first);
   const keepSets = [...decided.keepSets];
   const minKeepFired = [...decided.minKeepFired];
 
@@ -271,7 +318,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
       pruneVitStaged(original, patchKeep, async (patchPruned) => {
         const again = await calibrate(patchPruned, src, { ...calibrationOptions('recalibrate'), kind: 'heads' });
         calibrations.push(again);
-        const heads = keepSetsFromMedians(again, rule);
+        const heads = decide(patchPruned, again);
         keepSets.push(...heads.keepSets);
         minKeepFired.push(...heads.minKeepFired);
         return heads.keepSets;
@@ -372,6 +419,9 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     scope: kind === 'cnn' ? (options.scope ?? 'block') : undefined,
     threshold,
     minKeep,
+    rule: decided.description,
+    select: selectOptions.select,
+    headStatistic: selection === 'filters' || selection === 'patch' ? undefined : headStatistic,
     calibrationSource: describeSource(options.calibration),
     calibration: calibrations,
     keepSets,
@@ -409,6 +459,9 @@ interface ReportInput {
   scope?: FilterScope;
   threshold: number;
   minKeep: number;
+  rule: string;
+  select: Selection;
+  headStatistic?: HeadStatistic;
   calibrationSource: string;
   calibration: CalibrationResult[];
   keepSets: KeepSet[];
@@ -459,7 +512,7 @@ function buildReport(r: ReportInput): PruneReport {
       })
     : undefined;
   const notes: string[] = [];
-  if (r.minKeepFired.length) notes.push(`minKeep rule fired (fewer than ${r.minKeep} units above the threshold; the highest medians were kept) at: ${r.minKeepFired.join(', ')}`);
+  if (r.minKeepFired.length) notes.push(`minKeep rule fired (the budget would have left fewer than ${r.minKeep} units; ${r.minKeep} kept) at: ${r.minKeepFired.join(', ')}`);
   if (r.calibration[0]?.fallbackReason) notes.push(r.calibration[0].fallbackReason);
   const skipped = r.calibration[0]?.skipped ?? [];
   if (skipped.length) notes.push(`skipped ${skipped.length} unreadable calibration image${skipped.length === 1 ? '' : 's'} (not measured): ${skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
@@ -472,6 +525,9 @@ function buildReport(r: ReportInput): PruneReport {
       ...(r.scope ? { scope: r.scope } : {}),
       threshold: r.threshold,
       minKeep: r.minKeep,
+      rule: r.rule,
+      select: r.select,
+      ...(r.headStatistic ? { headStatistic: r.headStatistic } : {}),
       calibrationImages: r.calibration[0]?.images.length ?? 0,
       calibrationSource: r.calibrationSource,
       provider: r.calibration[0]?.provider ?? 'cpu',

@@ -402,7 +402,7 @@ function runSection(r: PruneReport): string {
   return `<section>
 <h2>${esc(r.model.name)} <small>(${r.model.kind.toUpperCase()}, ${esc(r.method.pattern)}${r.method.scope ? `, scope ${r.method.scope}` : ''})</small></h2>
 ${nothing ? '<p class="note-box"><strong>Nothing was removed:</strong> the pruned model computes what the original computes. Every difference below is measurement noise.</p>' : ''}
-<p class="meta">Calibration: ${r.method.calibrationImages} images (${esc(r.method.calibrationSource)}), threshold ${r.method.threshold}, minKeep ${r.method.minKeep}, provider ${esc(r.method.provider)}. Removed: ${esc(removed || 'nothing')}.
+<p class="meta">Calibration: ${r.method.calibrationImages} images (${esc(r.method.calibrationSource)}), ${r.method.rule ? `rule: ${esc(r.method.rule)}` : `threshold ${r.method.threshold}, minKeep ${r.method.minKeep}`}${r.method.headStatistic ? `, head statistic ${r.method.headStatistic}` : ''}, provider ${esc(r.method.provider)}. Removed: ${esc(removed || 'nothing')}.
 ${ev ? evaluationMeta(ev) : 'No evaluation set was given: only the cost is compared.'}
 ${r.cost.latency ? `Latency: ${r.cost.latency.runs} interleaved rounds per batch size (${esc(r.cost.latency.provider)}); ratios are per round, with the 10th–90th percentile spread.` : ''}
 ${r.method.recovery?.length ? `Training-free recovery (not part of SkewPrune): ${esc(r.method.recovery.join(', '))}.` : `No fine-tuning and no recovery: the pruned model is ${ev ? 'evaluated' : 'measured'} as it comes out of surgery.`}</p>

@@ -134,6 +134,12 @@ export interface PruneReport {
     scope?: 'block' | 'last';
     threshold: number;
     minKeep: number;
+    /** The selection rule in words (budget, selection and seed, minKeep, overrides, exclude). */
+    rule?: string;
+    /** Which units the budget removed: skew (the paper's), random or l1. */
+    select?: 'skew' | 'random' | 'l1';
+    /** What each head's attention map was reduced to, when heads were measured. */
+    headStatistic?: 'map' | 'cls' | 'rows';
     calibrationImages: number;
     calibrationSource: string;
     provider: string;
