@@ -32,6 +32,17 @@ export function recoveryMethods(v: string): RecoveryMethod[] {
   return list as RecoveryMethod[];
 }
 
+/** `--override tap=ratio:0.2` (threshold:, ratio:, count:), collected into {tap: budget}. */
+export function collectOverride(v: string, acc: Record<string, Record<string, number>>): Record<string, Record<string, number>> {
+  const eq = v.lastIndexOf('=');
+  const [key, num] = eq > 0 ? v.slice(eq + 1).split(':') : [];
+  const n = Number(num);
+  if (eq <= 0 || !['threshold', 'ratio', 'count'].includes(key) || num === undefined || !Number.isFinite(n)) {
+    throw new InvalidArgumentError(`--override expects <tap>=threshold:<t>, <tap>=ratio:<r> or <tap>=count:<n>, got '${v}'`);
+  }
+  return { ...acc, [v.slice(0, eq)]: { [key]: n } };
+}
+
 /** Options every command sees (declared on the program). */
 export interface GlobalOptions {
   dataRoot?: string;

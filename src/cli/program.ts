@@ -8,7 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { choice, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
+import { choice, collectOverride, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
 
 /** The image preprocessing flags of prune and eval. */
 function withPreprocessOptions(c: Command): Command {
@@ -49,7 +49,15 @@ export function buildProgram(): Command {
     .option('-o, --out <file>', 'pruned model path (default <model>.pruned.onnx)')
     .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads, staged (ViT)')
     .option('--scope <scope>', 'CNN filter scope: block (paper, the default) or last')
-    .option('-t, --threshold <t>', 'keep units with median skewness above this', floatOption, 0)
+    .option('-t, --threshold <t>', 'keep units with median skewness above this (the default rule, t = 0)', floatOption)
+    .option('--ratio <r>', 'instead of --threshold: remove this fraction of each layer\'s units', floatOption)
+    .option('--global-ratio <r>', 'instead of --threshold: remove this fraction of each unit kind, ranked across layers', floatOption)
+    .option('--count <n>', 'instead of --threshold: remove this many units of each layer', intOption('--count'))
+    .option('--override <tap=budget>', 'per-layer budget, e.g. /features/features.5/MaxPool_output_0=ratio:0.2 (threshold:, ratio:, count:); repeatable', collectOverride, {})
+    .option('--exclude <taps>', 'comma-separated tapped value names kept whole', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
+    .option('--select <how>', 'which units the budget removes: skew (paper), random (seeded) or l1 (weight L1 norm)', 'skew')
+    .option('--seed <n>', 'seed of --select random', intOption('--seed'), 0)
+    .option('--head-statistic <s>', 'what a head\'s attention map reduces to: map (paper), cls or rows', 'map')
     .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
     .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])

@@ -53,6 +53,7 @@ export function formatReport(r: PruneReport): string {
   const removedTotal = Object.values(r.removed).reduce((a, b) => a + b, 0);
   const removed = Object.entries(r.removed).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ') || 'nothing';
   out.push(`${r.model.name} (${r.model.kind.toUpperCase()}, pattern ${r.method.pattern}${r.method.scope ? `, scope ${r.method.scope}` : ''}): calibrated on ${r.method.calibrationImages} images, provider ${r.method.provider}; removed ${removed}`);
+  if (r.method.rule) out.push(`rule: ${r.method.rule}${r.method.headStatistic ? `, head statistic ${r.method.headStatistic}` : ''}`);
   if (removedTotal === 0) out.push('Nothing was removed: the pruned model computes what the original computes; differences below are noise.');
   const ev = r.evaluation;
   const rows: string[][] = ev && ev.models.length === 2 ? evaluationRows(ev, removedTotal === 0) : [];

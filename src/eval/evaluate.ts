@@ -247,3 +247,40 @@ export async function evaluatePair(
     await pb?.rt.session.release();
   }
 }
+
+export interface ManyResult {
+  /** One result per model, in the order given; the first is the reference. */
+  results: EvaluationResult[];
+  /** Paired-bootstrap intervals of model i - model 0 for every scalar metric (undefined at 0). */
+  differences: (Record<string, Interval> | undefined)[];
+}
+
+/**
+ * Evaluates N models on the same images in one pass (each image decoded once per distinct
+ * preprocessing recipe) and adds paired-bootstrap differences of every model against the first.
+ * Sessions are opened together; pass few enough models to hold them in memory.
+ */
+export async function evaluateMany(models: readonly (OnnxModel | string)[], dataset: Dataset, options: EvaluateOptions = {}): Promise<ManyResult> {
+  if (models.length === 0) throw new RangeError('evaluateMany: no models');
+  const prepared: Prepared[] = [];
+  try {
+    for (const m of models) prepared.push(await prepare(m, dataset, options));
+    const scores = await runAll(prepared, dataset, options);
+    const results = prepared.map((p, i) => result(p, dataset, scores[i], options));
+    const k = dataset.classes.length;
+    const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
+    const ref = results[0];
+    const differences = results.map((r, i) =>
+      i === 0 || options.bootstrap === false
+        ? undefined
+        : pairedBootstrapMetrics(
+            { yTrue: ref.labels, yPred: ref.predictions, groups: ref.groups, numClasses: k },
+            { yTrue: r.labels, yPred: r.predictions, groups: r.groups, numClasses: k },
+            { ...options.bootstrap, ...fairness },
+          ),
+    );
+    return { results, differences };
+  } finally {
+    for (const p of prepared) await p.rt.session.release();
+  }
+}

@@ -328,12 +328,10 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     surgery.patch = r.patch;
     surgery.heads = r.heads;
   } else {
-    const patchKeep = keepSets.find((k) => k.kind === 'patch');
-    const headKeeps = keepSets.filter((k) => k.kind === 'heads');
-    const r = await time('surgery', () => pruneVit(original, { pattern: pattern as Exclude<VitPattern, 'staged'>, patchKeep, headKeeps }));
+    const r = await time('surgery', () => pruneWithKeepSets(original, pattern, keepSets));
     pruned = r.model;
-    surgery.patch = r.patch;
-    surgery.heads = r.heads;
+    surgery.patch = r.surgery.patch;
+    surgery.heads = r.surgery.heads;
   }
 
   let recovery: RecoveryResult | undefined;
@@ -441,6 +439,26 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     report.notes.push(...recovery.notes.map((n) => `recovery: ${n}`));
   }
   return { model: pruned, kind, pattern, keepSets, medians, minKeepFired, calibration: calibrations, surgery, cost, evaluation, ...(recovery ? { recovery } : {}), report };
+}
+
+/**
+ * The surgery of one non-staged pattern from keep sets (no calibration): filters for a CNN (scope
+ * block unless given), the ViT pattern's patch and head removal otherwise.
+ */
+export function pruneWithKeepSets(
+  original: OnnxModel,
+  pattern: Exclude<PrunePattern, 'staged'>,
+  keepSets: KeepSet[],
+  scope: FilterScope = 'block',
+): { model: OnnxModel; surgery: SkewPruneResult['surgery'] } {
+  if (pattern === 'filters') {
+    const r = pruneFilters(original, keepSets, { scope });
+    return { model: r.model, surgery: { filters: r.layers } };
+  }
+  const patchKeep = keepSets.find((k) => k.kind === 'patch');
+  const headKeeps = keepSets.filter((k) => k.kind === 'heads');
+  const r = pruneVit(original, { pattern, patchKeep, headKeeps });
+  return { model: r.model, surgery: { patch: r.patch, heads: r.heads } };
 }
 
 function packageVersion(): string {

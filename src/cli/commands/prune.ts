@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { loadModel, saveModel } from '../../onnx/io.js';
 import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
+import type { HeadStatistic, Selection } from '../../calibration/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import type { RecoveryMethod } from '../../recovery/index.js';
 import type { FilterScope } from '../../surgery/index.js';
@@ -22,7 +23,15 @@ export interface PruneOptions extends PreprocessFlags {
   out?: string;
   pattern?: string;
   scope?: string;
-  threshold: number;
+  threshold?: number;
+  ratio?: number;
+  globalRatio?: number;
+  count?: number;
+  override: Record<string, { threshold?: number; ratio?: number; count?: number }>;
+  exclude?: string[];
+  select: string;
+  seed: number;
+  headStatistic: string;
   minKeep: number;
   batchSize: number;
   ep: ExecutionProvider[];
@@ -73,7 +82,15 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
       calibration,
       pattern: o.pattern as PrunePattern | undefined,
       scope: o.scope as FilterScope | undefined, // only when given: a ViT refuses any scope
-      threshold: o.threshold,
+      ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
+      ...(o.ratio !== undefined ? { ratio: o.ratio } : {}),
+      ...(o.globalRatio !== undefined ? { globalRatio: o.globalRatio } : {}),
+      ...(o.count !== undefined ? { count: o.count } : {}),
+      ...(Object.keys(o.override ?? {}).length ? { overrides: o.override } : {}),
+      ...(o.exclude ? { exclude: o.exclude } : {}),
+      select: o.select as Selection,
+      seed: o.seed,
+      headStatistic: o.headStatistic as HeadStatistic,
       minKeep: o.minKeep,
       batchSize: o.batchSize,
       executionProviders: o.ep,
