@@ -32,6 +32,22 @@ export function recoveryMethods(v: string): RecoveryMethod[] {
   return list as RecoveryMethod[];
 }
 
+export function floatList(name: string) {
+  return (v: string) => {
+    const list = v.split(',').map((s) => Number(s.trim()));
+    if (!list.length || list.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got '${v}'`);
+    return list;
+  };
+}
+
+export function intList(name: string) {
+  return (v: string) => {
+    const list = v.split(',').map((s) => Number(s.trim()));
+    if (!list.length || list.some((n) => !Number.isInteger(n))) throw new InvalidArgumentError(`${name} expects comma-separated integers, got '${v}'`);
+    return list;
+  };
+}
+
 /** `--override tap=ratio:0.2` (threshold:, ratio:, count:), collected into {tap: budget}. */
 export function collectOverride(v: string, acc: Record<string, Record<string, number>>): Record<string, Record<string, number>> {
   const eq = v.lastIndexOf('=');

@@ -8,7 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { choice, collectOverride, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
+import { choice, collectOverride, floatList, intList, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
 
 /** The image preprocessing flags of prune and eval. */
 function withPreprocessOptions(c: Command): Command {
@@ -110,6 +110,31 @@ export function buildProgram(): Command {
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('-f, --force', 'replace existing output files')
     .action(async (model: string, o) => (await import('./commands/search.js')).search(model, o, globals()));
+
+  program
+    .command('sweep')
+    .description('budgets x selections (skew, random, l1) on a labelled split: every pruned model evaluated on the same images against the unpruned one')
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-c, --calibration <source>', 'folder of images, or a dataset spec such as pad-ufes-20:train')
+    .option('-d, --data <dataset>', 'labelled dataset spec every model is evaluated on', 'pad-ufes-20:test')
+    .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads (ViT)')
+    .option('--scope <scope>', 'CNN filter scope: block (paper) or last', 'block')
+    .option('--budgets <list>', 'fractions of units removed', floatList('--budgets'), [0.1, 0.2, 0.3, 0.5])
+    .option('--selections <list>', 'skew, random, l1 (comma list)', (v: string) => v.split(',').map((s) => s.trim()), ['skew', 'random', 'l1'])
+    .option('--seeds <list>', 'seeds of the random selection', intList('--seeds'), [0, 1, 2, 3, 4])
+    .option('--rule <rule>', 'ratio (per layer) or globalRatio (ranked across layers); default ratio, globalRatio for heads')
+    .option('--head-statistic <s>', 'map (paper), cls or rows', 'map')
+    .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
+    .option('--exclude <taps>', 'comma-separated tapped value names kept whole', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
+    .option('--log <file>', 'JSON log of every point, written after each pass; an existing log is resumed')
+    .option('--report <dir>', 'write sweep.json and sweep.html (Pareto chart and table) here')
+    .option('--resamples <n>', 'bootstrap resamples (0: point estimates)', intOption('--resamples'), 1000)
+    .option('--boot-seed <n>', 'bootstrap seed', intOption('--boot-seed'), 20250101)
+    .option('--models-per-pass <n>', 'pruned models run together over the images', intOption('--models-per-pass'), 8)
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
+    .option('-f, --force', 'replace existing report files')
+    .action(async (model: string, o) => (await import('./commands/sweep.js')).sweep(model, o, globals()));
 
   program
     .command('demo')

@@ -1,0 +1,88 @@
+/** `fairprune sweep`: budgets x selections on a labelled split, every pruned model on the same images. */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { loadModel } from '../../onnx/io.js';
+import { skewSweep, type SweepLog, type SweepRule } from '../../pipeline/sweep.js';
+import { renderSweepHtml } from '../../report/sweep.js';
+import type { HeadStatistic, Selection } from '../../calibration/index.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
+import type { FilterScope } from '../../surgery/index.js';
+import type { PrunePattern } from '../../pipeline/skewprune.js';
+import { calibrationFrom, datasetFromSpec } from '../datasets.js';
+import { CliError } from '../errors.js';
+import type { GlobalOptions } from '../options.js';
+import { writeAtomic } from '../output.js';
+
+export interface SweepOptions {
+  calibration: string;
+  data: string;
+  pattern?: string;
+  scope: string;
+  budgets: number[];
+  selections: string[];
+  seeds: number[];
+  rule?: string;
+  headStatistic: string;
+  minKeep: number;
+  exclude?: string[];
+  log?: string;
+  report?: string;
+  resamples: number;
+  bootSeed: number;
+  modelsPerPass: number;
+  batchSize: number;
+  ep: ExecutionProvider[];
+  force?: boolean;
+}
+
+export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions): Promise<void> {
+  for (const s of o.selections) if (!['skew', 'random', 'l1'].includes(s)) throw new CliError(`--selections: unknown selection '${s}' (skew, random, l1)`);
+  const files = o.report ? { json: join(o.report, 'sweep.json'), html: join(o.report, 'sweep.html') } : undefined;
+  // Check every output target before any work.
+  if (files && !o.force) for (const f of [files.json, files.html]) if (existsSync(f)) throw new CliError(`${f} already exists; pass --force to replace it`);
+  let resume: SweepLog | undefined;
+  if (o.log && existsSync(o.log)) {
+    try {
+      resume = JSON.parse(readFileSync(o.log, 'utf8')) as SweepLog;
+    } catch (e) {
+      throw new CliError(`sweep log ${o.log}: ${(e as Error).message}`);
+    }
+  }
+  const { summary } = await skewSweep(loadModel(modelPath), {
+    calibration: calibrationFrom(o.calibration, g.dataRoot),
+    evaluation: datasetFromSpec(o.data, g.dataRoot),
+    ...(o.pattern ? { pattern: o.pattern as Exclude<PrunePattern, 'staged'> } : {}),
+    scope: o.scope as FilterScope,
+    budgets: o.budgets,
+    selections: o.selections as Selection[],
+    seeds: o.seeds,
+    ...(o.rule ? { rule: o.rule as SweepRule } : {}),
+    headStatistic: o.headStatistic as HeadStatistic,
+    minKeep: o.minKeep,
+    ...(o.exclude ? { exclude: o.exclude } : {}),
+    modelsPerPass: o.modelsPerPass,
+    batchSize: o.batchSize,
+    executionProviders: o.ep,
+    bootstrap: o.resamples === 0 ? false : { resamples: o.resamples, seed: o.bootSeed },
+    resume,
+    name: basename(modelPath),
+    onLog: (log) => o.log && writeAtomic(o.log, JSON.stringify(log), true),
+    onProgress: (m) => !g.json && console.error(m),
+  });
+  if (files) {
+    writeAtomic(files.json, JSON.stringify(summary, null, 2), !!o.force);
+    writeAtomic(files.html, renderSweepHtml([summary]), !!o.force);
+  }
+  if (g.json) {
+    console.log(JSON.stringify({ summary, files }));
+    return;
+  }
+  const d = (p: (typeof summary.points)[number], m: string) => {
+    const iv = p.differences?.[m];
+    return `${p.metrics[m].toFixed(3)}${iv ? ` (${iv.estimate >= 0 ? '+' : ''}${iv.estimate.toFixed(3)} [${iv.lo.toFixed(3)}, ${iv.hi.toFixed(3)}])` : ''}`;
+  };
+  console.log(`${summary.model}: pattern ${summary.pattern}, rule ${summary.rule}, ${summary.images} images; unpruned accuracy ${summary.baseline.metrics.accuracy.toFixed(3)}, EOdd ${summary.baseline.metrics.eodd.toFixed(3)}, ${(summary.baseline.macs / 1e6).toFixed(1)} MMACs`);
+  console.log(['budget', 'selection', 'MMACs', 'accuracy (change [95% CI])', 'EOdd (change [95% CI])'].join('\t'));
+  for (const p of summary.points) console.log([p.budget, `${p.select}${p.seed !== undefined ? `:${p.seed}` : ''}`, (p.macs / 1e6).toFixed(1), d(p, 'accuracy'), d(p, 'eodd')].join('\t'));
+  if (files) console.log(`wrote ${files.json}, ${files.html}`);
+}
