@@ -5,6 +5,10 @@
  * `skewPrune` composes the parts; each part is exported for users who build their own pipeline.
  */
 export { skewPrune, detectKind, SkewPruneOptionError, PipelineReuse, type SkewPruneOptions, type SkewPruneResult, type PrunePattern, type ModelKind, type PipelineProgress, type UnitMedians } from './pipeline/skewprune.js';
+export { skewSweep, summarizeSweep, SweepOptionError, type SkewSweepOptions, type SkewSweepResult, type SweepLog, type SweepLogPoint, type SweepSummary, type SweepPointSummary, type RandomSpread, type SweepRule } from './pipeline/sweep.js';
+export { pruneWithKeepSets } from './pipeline/skewprune.js';
+export { unitL1Norms } from './pipeline/l1.js';
+export { renderSweepHtml, sweepSection, paretoFront } from './report/sweep.js';
 export { skewSearch, defaultSearchSpace, defaultConfig, SearchSpaceError, type SkewSearchOptions, type SkewSearchResult, type SearchLog, type SearchLogEntry, type SearchSpace, type SearchConfig, type LayerChoice, type CompositionOption } from './search/index.js';
 
 // ONNX layer
