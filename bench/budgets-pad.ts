@@ -5,8 +5,9 @@
  *   npx tsx bench/budgets-pad.ts sweep vgg filters        # bundled VGG11, test split
  *   npx tsx bench/budgets-pad.ts sweep vit heads          # bundled ViT-Tiny, heads (globalRatio)
  *   npx tsx bench/budgets-pad.ts sweep vit patch          # bundled ViT-Tiny, patch channels (ratio)
- *   npx tsx bench/budgets-pad.ts folds                    # 5-fold VGG11 (models/train_folds.py), pooled
+ *   npx tsx bench/budgets-pad.ts folds [0,1,2]            # 5-fold VGG11 (models/train_folds.py), pooled
  *   npx tsx bench/budgets-pad.ts headstat                 # map | cls | rows on the bundled ViT
+ *   npx tsx bench/budgets-pad.ts summary <tag>            # summary of the points a (stopped) log holds
  *
  * Calibration: the first 64 training images (bundled models: the train split; fold k: the fold's
  * own training folds). Logs (resumable) and summaries go to bench/out/budgets/.
@@ -65,7 +66,8 @@ if (cmd === 'sweep') {
   const csv = readFileSync(join(root, 'models', 'splits', 'pad-ufes-20-folds.csv'), 'utf8').trim().split('\n').slice(1);
   const foldOf = new Map(csv.map((l) => [basename(l.split(',')[0]), Number(l.split(',').at(-1))]));
   const logs: SweepLog[] = [];
-  for (let k = 0; k < 5; k++) {
+  const folds = which ? which.split(',').map(Number) : [0, 1, 2, 3, 4];
+  for (const k of folds) {
     const model = join(root, 'models', '.cache', 'folds', `vgg11_pad_fold${k}.onnx`);
     if (!existsSync(model)) throw new Error(`${model} is missing: run models/train_folds.py`);
     const f = (it: { image: string }) => foldOf.get(basename(it.image));
@@ -74,7 +76,8 @@ if (cmd === 'sweep') {
     say(`fold ${k}: ${train.size} training images (calibration: first ${CALIB}), ${test.size} test images`);
     logs.push(await sweepOne(model, `folds-vgg-fold${k}`, train.take(CALIB), test, 'filters'));
   }
-  save('folds-vgg', summarizeSweep(logs, { bootstrap: boot }));
+  if (logs.length === 5) save('folds-vgg', summarizeSweep(logs, { bootstrap: boot }));
+  else say('some folds only: pool them with "summary folds-vgg" once all five logs are written');
 } else if (cmd === 'headstat') {
   // Per statistic: medians over the 64 calibration images, heads at or below 0, and one budget
   // (globalRatio 0.2 over the 36 heads) evaluated with the unpruned model on the test split.
@@ -107,6 +110,15 @@ if (cmd === 'sweep') {
   const result = { images: CALIB, baseline: pick(0), statistics: rows.map((r, i) => ({ ...r, metrics: pick(i + 1), differences: ev.differences[i + 1] })) };
   writeFileSync(join(out, 'headstat.json'), JSON.stringify(result, null, 1));
   say('wrote headstat.json');
+} else if (cmd === 'summary') {
+  // Summaries of whatever points the logs hold (a sweep stopped early: its completed passes).
+  const files = which === 'folds-vgg' ? [0, 1, 2, 3, 4].map((k) => join(out, `folds-vgg-fold${k}.log.json`)).filter(existsSync) : [join(out, `${which}.log.json`)];
+  const logs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as SweepLog);
+  const keys = new Set(logs[0].points.map((p) => p.key));
+  for (const l of logs) for (const k of [...keys]) if (!l.points.some((p) => p.key === k)) keys.delete(k);
+  const trimmed = logs.map((l) => ({ ...l, points: l.points.filter((p) => keys.has(p.key)) }));
+  save(which, summarizeSweep(trimmed, { bootstrap: boot }));
+  say(`${trimmed.length} log(s), ${keys.size} points`);
 } else {
   throw new Error('usage: npx tsx bench/budgets-pad.ts sweep vgg|vit [filters|heads|patch] | folds | headstat');
 }

@@ -4,11 +4,42 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SweepSummary } from '../src/pipeline/sweep.js';
+import { existsSync } from 'node:fs';
+import type { SweepLog, SweepSummary } from '../src/pipeline/sweep.js';
+import { pairedBootstrapMetrics } from '../src/metrics/bootstrap.js';
 
 const dir = join(import.meta.dirname, 'out', 'budgets');
 const f = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 const s = (v: number, d = 3) => `${v >= 0 ? '+' : ''}${v.toFixed(d)}`;
+/** Logs of a tag: one file, or the five fold logs for 'folds-vgg'. */
+function logsOf(tag: string): SweepLog[] {
+  const one = join(dir, `${tag}.log.json`);
+  if (existsSync(one)) return [JSON.parse(readFileSync(one, 'utf8'))];
+  return [0, 1, 2, 3, 4].map((k) => JSON.parse(readFileSync(join(dir, `${tag}-fold${k}.log.json`), 'utf8')));
+}
+
+/** Paired bootstrap of skew - random (each seed) and skew - l1 accuracy and EOdd over the pooled images. */
+function skewVersus(tag: string): string[] {
+  const logs = logsOf(tag);
+  const labels = Int32Array.from(logs.flatMap((l) => l.baseline.labels));
+  const groups = logs.flatMap((l) => l.baseline.groups);
+  const k = logs[0].classes.length;
+  const pred = (key: string) => ({ yTrue: labels, yPred: Int32Array.from(logs.flatMap((l) => l.points.find((p) => p.key === key)!.predictions)), groups, numClasses: k });
+  const out: string[] = [];
+  for (const budget of [...new Set(logs[0].points.map((p) => p.budget))]) {
+    const skew = pred(`${budget}:skew`);
+    const parts: string[] = [];
+    for (const p of logs[0].points.filter((q) => q.budget === budget && q.select !== 'skew')) {
+      const d = pairedBootstrapMetrics(pred(p.key), skew, { resamples: 1000, seed: 20250101 });
+      const a = d.accuracy, e = d.eodd;
+      const flag = (iv: { lo: number; hi: number }) => (iv.lo > 0 || iv.hi < 0 ? ' *' : '');
+      parts.push(`${p.select}${p.seed !== undefined ? p.seed : ''}: acc ${s(a.estimate)} [${s(a.lo)}, ${s(a.hi)}]${flag(a)}, EOdd ${s(e.estimate)} [${s(e.lo)}, ${s(e.hi)}]${flag(e)}`);
+    }
+    out.push(`- budget ${budget}, skew minus: ${parts.join('; ')}`);
+  }
+  return out;
+}
+
 for (const tag of process.argv.slice(2)) {
   const sum = JSON.parse(readFileSync(join(dir, `${tag}.summary.json`), 'utf8')) as SweepSummary;
   console.log(`\n#### ${tag}: ${sum.model}, pattern ${sum.pattern}, rule ${sum.rule}, ${sum.images} images (${Object.entries(sum.groupCounts).map(([g, n]) => `${g} ${n}`).join(', ')})\n`);
@@ -35,4 +66,6 @@ for (const tag of process.argv.slice(2)) {
       console.log(`| ${budget} | random (${r.seeds} seeds: mean ± sd [min, max]; ${sig}/${rs.length} accuracy Δ CIs exclude 0) | ${Object.entries(rs[0].removed).map(([k, v]) => `${+v.toFixed(1)} ${k}`).join(', ')} | ${(rs.reduce((a, p) => a + p.macs, 0) / rs.length / 1e6).toFixed(1)} | ${ms('accuracy')} | ${ms('macroF1')} | EOpp0 ${ms('eopp0')} | EOpp1 ${ms('eopp1')} | EOdd ${ms('eodd')} | U ${ms('unfairness', 4)} | DI ${ms('disparateImpact')} |`);
     }
   }
+  console.log('\nPaired differences skew - other selection on the same images (1000 resamples within group; * = interval excludes 0):\n');
+  for (const l of skewVersus(tag)) console.log(l);
 }
