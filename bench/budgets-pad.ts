@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/budgets-pad.ts sweep vgg filters        # bundled VGG11, test split
  *   npx tsx bench/budgets-pad.ts sweep vit heads          # bundled ViT-Tiny, heads (globalRatio)
- *   npx tsx bench/budgets-pad.ts sweep vit patch          # bundled ViT-Tiny, patch channels (ratio)
+ *   npx tsx bench/budgets-pad.ts sweep vit patch [0.1,0.3]  # bundled ViT-Tiny, patch channels (ratio), optional budgets
  *   npx tsx bench/budgets-pad.ts folds [0,1,2]            # 5-fold VGG11 (models/train_folds.py), pooled
  *   npx tsx bench/budgets-pad.ts headstat                 # map | cls | rows on the bundled ViT
  *   npx tsx bench/budgets-pad.ts summary <tag>            # summary of the points a (stopped) log holds
@@ -28,7 +28,9 @@ const out = join(root, 'bench', 'out', 'budgets');
 mkdirSync(out, { recursive: true });
 const CALIB = 64;
 const boot = { resamples: 1000, seed: 20250101 };
-const [cmd, which, pattern] = process.argv.slice(2);
+const [cmd, which, pattern, budgetList] = process.argv.slice(2);
+/** Optional 4th argument of 'sweep': the budgets (default 0.1,0.2,0.3,0.5). */
+const budgets = budgetList ? budgetList.split(',').map(Number) : undefined;
 const data = readPadUfes20();
 const t0 = performance.now();
 const say = (m: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}`);
@@ -43,6 +45,7 @@ async function sweepOne(modelPath: string, tag: string, calibration: ReturnType<
     bootstrap: false,
     resume,
     modelsPerPass: 7,
+    ...(budgets ? { budgets } : {}),
     name: basename(modelPath),
     onLog: (log) => writeFileSync(logFile, JSON.stringify(log)),
     onProgress: say,
