@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { reportValidator } from './helpers/report-validator.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'dist', 'cli', 'main.js');
@@ -34,7 +35,13 @@ describe.skipIf(!existsSync(fixture))('fairprune sweep', () => {
     const a = run(...args, '--report', join(tmp, 'rep'));
     expect(a.stderr).toBe('');
     expect(a.code).toBe(0);
-    const s = JSON.parse(a.stdout).summary;
+    const report = JSON.parse(a.stdout);
+    // --json prints the versioned report (docs/report-schema.md), and sweep.json is the same object.
+    const validate = reportValidator();
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report.command).toBe('sweep');
+    expect(JSON.parse(readFileSync(join(tmp, 'rep', 'sweep.json'), 'utf8'))).toEqual(report);
+    const s = report.sweep;
     expect(s.points).toHaveLength(2 * 4);
     expect(s.points[0].differences.accuracy).toHaveProperty('lo');
     expect(JSON.parse(readFileSync(join(tmp, 'log.json'), 'utf8')).points).toHaveLength(8);
@@ -43,7 +50,7 @@ describe.skipIf(!existsSync(fixture))('fairprune sweep', () => {
     expect(html).toContain('Pareto');
     const b = run(...args);
     expect(b.code).toBe(0);
-    expect(JSON.parse(b.stdout).summary).toEqual(s);
+    expect(JSON.parse(b.stdout).sweep).toEqual(s);
     // Report files are not overwritten without --force, before any work.
     const c = run(...args, '--report', join(tmp, 'rep'));
     expect(c.code).toBe(1);

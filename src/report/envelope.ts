@@ -10,10 +10,10 @@ function packageVersion(): string {
   }
 }
 
-/** Wraps runs (prune, search, demo) or an evaluation (eval) in the versioned report. */
+/** Wraps runs (prune, search, demo), an evaluation (eval) or a sweep summary (sweep) in the versioned report. */
 export function makeReport(
   command: ReportCommand,
-  content: { runs?: PruneReport[]; evaluation?: Evaluation; files?: FairpruneReport['files'] },
+  content: { runs?: PruneReport[]; evaluation?: Evaluation; sweep?: FairpruneReport['sweep']; files?: FairpruneReport['files'] },
 ): FairpruneReport {
   return {
     format: REPORT_FORMAT,
@@ -23,6 +23,7 @@ export function makeReport(
     createdAt: new Date().toISOString(),
     runs: content.runs ?? [],
     ...(content.evaluation ? { evaluation: content.evaluation } : {}),
+    ...(content.sweep ? { sweep: content.sweep } : {}),
     ...(content.files ? { files: content.files } : {}),
   };
 }

@@ -6,12 +6,13 @@
  */
 import type { UnitKind } from '../core/keep.js';
 import type { Preprocess } from '../data/preprocess.js';
+import type { SweepSummary } from '../pipeline/sweep.js';
 
 /** Bumped on any change that can break a reader of an older report. */
 export const REPORT_SCHEMA_VERSION = 1;
 export const REPORT_FORMAT = 'fairprune-report';
 
-export type ReportCommand = 'prune' | 'eval' | 'search' | 'demo';
+export type ReportCommand = 'prune' | 'eval' | 'search' | 'demo' | 'sweep';
 
 /**
  * A statistic with its bootstrap interval (lo/hi absent when no interval was computed). Metrics that
@@ -34,6 +35,8 @@ export interface FairpruneReport {
   runs: PruneReport[];
   /** The evaluation of `eval` (one model, or two with paired differences); runs carry their own. */
   evaluation?: Evaluation;
+  /** The summary of `sweep` (budgets x selections, src/pipeline/sweep.ts); sweep has no runs. */
+  sweep?: SweepSummary;
   /** Files the command wrote. */
   files?: { models?: string[]; json?: string; html?: string };
 }

@@ -13,6 +13,7 @@ import { calibrationFrom } from '../calibration-input.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { writeAtomic } from '../output.js';
+import { makeReport } from '../../report/envelope.js';
 
 export interface SweepOptions {
   calibration: string;
@@ -70,12 +71,14 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
     onLog: (log) => o.log && writeAtomic(o.log, JSON.stringify(log), true),
     onProgress: (m) => !g.json && console.error(m),
   });
+  // sweep.json is exactly what --json prints: the versioned report with the summary in `sweep`.
+  const report = makeReport('sweep', { sweep: summary, ...(files ? { files: { json: files.json, html: files.html } } : {}) });
   if (files) {
-    writeAtomic(files.json, JSON.stringify(summary, null, 2), !!o.force);
+    writeAtomic(files.json, JSON.stringify(report, null, 2), !!o.force);
     writeAtomic(files.html, renderSweepHtml([summary]), !!o.force);
   }
   if (g.json) {
-    console.log(JSON.stringify({ summary, files }));
+    console.log(JSON.stringify(report));
     return;
   }
   const d = (p: (typeof summary.points)[number], m: string) => {
