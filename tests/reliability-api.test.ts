@@ -177,9 +177,14 @@ describe('item 6: fixed batch > 1, and onnxruntime messages kept whole', () => {
     const ef = await evaluate(fixed, ds, { preprocess, bootstrap: false, batchSize: 5 });
     const eb = await evaluate(free, ds, { preprocess, bootstrap: false });
     for (let i = 0; i < eb.scores.length; i++) expect(ef.scores[i]).toBeCloseTo(eb.scores[i], 5);
-    const r = await skewPrune(fixed, { calibration: images, preprocess, evaluation: ds, bootstrap: false });
+    const r = await skewPrune(fixed, { calibration: images, preprocess, evaluation: ds, bootstrap: false, latency: { runs: 2 } });
     expect(r.cost.before.macs).toBe(a.macs);
     expect(r.evaluation!.a.labels.length).toBe(6);
+    // Latency of a fixed-batch model is timed at its own batch (the default [1, 8] cannot run).
+    expect(r.report.cost.latency!.batches.map((b) => b.batchSize)).toEqual([4]);
+    await expect(skewPrune(fixed, { calibration: images, preprocess, latency: { batchSizes: [1, 4], runs: 2 } })).rejects.toThrow(
+      /option batchSizes = \[1,4\]: model input 'input' has a fixed batch of 4, so it can only be timed at batch 4|option batchSizes = .*fixed batch of 4/,
+    );
   }, 60_000);
 
   it("a batch the model cannot take names the input; onnxruntime's index/Got/Expected lines survive on one line", async () => {

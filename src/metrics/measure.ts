@@ -17,6 +17,7 @@ import { loadModel, serializeModel, type OnnxModel } from '../onnx/io.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
 import { batchOneInputShape } from './cost.js';
 import { quantileSorted } from './bootstrap.js';
+import { OptionError } from '../core/options.js';
 
 export interface LatencyStats {
   batchSize: number;
@@ -64,10 +65,29 @@ export function summarizeTimes(batchSize: number, times: number[]): LatencyStats
   };
 }
 
+/**
+ * The batch sizes to time. A model whose input has a fixed batch (torch.onnx.export without dynamic
+ * axes) can only run at that batch, so the default becomes [that batch] and another is refused
+ * before any session is made, naming the input.
+ */
+export function latencyBatchSizes(index: GraphIndex, requested?: readonly number[]): number[] {
+  const input = index.dataInputs()[0];
+  const d0 = input ? index.shapeOf(input.name)?.[0] : undefined;
+  const fixed = typeof d0 === 'number' && d0 > 0 ? d0 : undefined;
+  if (fixed === undefined) return requested ? [...requested] : [1, 8];
+  if (!requested) return [fixed];
+  if (requested.some((b) => b !== fixed)) {
+    throw new OptionError('batchSizes', [...requested], `model input '${input!.name}' has a fixed batch of ${fixed}, so it can only be timed at batch ${fixed}`);
+  }
+  return [...requested];
+}
+
 /** Times onnxruntime inference of a model on random inputs at each batch size. */
 export async function measureLatency(model: OnnxModel | string, options: LatencyOptions = {}): Promise<{ provider: ExecutionProvider; results: LatencyStats[] }> {
   const m = typeof model === 'string' ? loadModel(model) : model;
-  const shape1 = batchOneInputShape(GraphIndex.ofModel(m), options.inputShape);
+  const index = GraphIndex.ofModel(m);
+  const shape1 = batchOneInputShape(index, options.inputShape);
+  const batchSizes = latencyBatchSizes(index, options.batchSizes);
   const rt = await createRuntime(m, {
     executionProviders: options.executionProviders ?? ['cpu'],
     ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
@@ -76,7 +96,7 @@ export async function measureLatency(model: OnnxModel | string, options: Latency
   const warmup = options.warmup ?? 3;
   const results: LatencyStats[] = [];
   try {
-    for (const bs of options.batchSizes ?? [1, 8]) {
+    for (const bs of batchSizes) {
       const dims = [bs, ...shape1.slice(1)];
       const x = new Float32Array(dims.reduce((a, b) => a * b, 1));
       for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 0.5;
@@ -141,7 +161,9 @@ function ratioStats(batchSize: number, ratios: number[]): RatioStats {
 export async function compareLatency(a: OnnxModel | string, b: OnnxModel | string, options: CompareLatencyOptions = {}): Promise<LatencyComparison> {
   const ma = typeof a === 'string' ? loadModel(a) : a;
   const mb = typeof b === 'string' ? loadModel(b) : b;
-  const shape1 = batchOneInputShape(GraphIndex.ofModel(ma), options.inputShape);
+  const indexA = GraphIndex.ofModel(ma);
+  const shape1 = batchOneInputShape(indexA, options.inputShape);
+  const batchSizes = latencyBatchSizes(indexA, options.batchSizes);
   const rtOptions = {
     executionProviders: options.executionProviders ?? ['cpu'],
     ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
@@ -154,7 +176,6 @@ export async function compareLatency(a: OnnxModel | string, b: OnnxModel | strin
     const warmup = options.warmup ?? 3;
     const out: LatencyComparison = { provider: sessions[0].provider, runs, a: [], b: [], ratio: [], ...(options.control ? { control: [] } : {}) };
     const k = sessions.length;
-    const batchSizes = options.batchSizes ?? [1, 8];
     const total = batchSizes.reduce((sum, bs) => sum + bs * (warmup + runs) * k, 0);
     let done = 0;
     const ran = (bs: number) => options.onProgress?.({ done: (done += bs), total });

@@ -90,7 +90,7 @@ export interface SkewPruneOptions {
   evaluation?: Dataset;
   /** Bootstrap settings for the evaluation intervals, or false for point estimates. */
   bootstrap?: BootstrapOptions | false;
-  /** Measure onnxruntime latency before and after (default false; true = batch 1 and 8, 10 runs). */
+  /** Measure onnxruntime latency before and after (default false; true = batch 1 and 8, or the model's own batch where it is fixed; 10 runs). */
   latency?: boolean | { batchSizes?: number[]; runs?: number };
   /** Receives progress of every long step. */
   onProgress?: (p: PipelineProgress) => void;
@@ -386,7 +386,8 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   if (options.latency) {
     const l = options.latency === true ? {} : options.latency;
     const opts = {
-      batchSizes: l.batchSizes ?? [1, 8],
+      // Default [1, 8], or the model's own batch where it is fixed (metrics/measure.ts).
+      ...(l.batchSizes ? { batchSizes: l.batchSizes } : {}),
       runs: l.runs ?? 10,
       executionProviders: options.executionProviders,
       control: true,
