@@ -11,20 +11,10 @@
 import { GraphError, GraphIndex, readFloat32, tensorDims, type OnnxModel, type TensorProto } from '../onnx/index.js';
 import type { UnitKind } from '../core/keep.js';
 import { findAttentionBlocks } from '../surgery/vit/index.js';
+// The same walk to a constant (through Identity aliases) that surgery uses for weights.
+import { resolveConstant } from '../surgery/vit/linear.js';
 
 const CHANNEL_KEEPING = new Set(['Relu', 'BatchNormalization', 'Identity', 'Dropout', 'Clip', 'MaxPool']);
-
-function constantOf(index: GraphIndex, value: string): TensorProto | undefined {
-  let name = value;
-  for (let hops = 0; hops < 16; hops++) {
-    const t = index.constantTensor(name);
-    if (t) return t;
-    const p = index.producer.get(name);
-    if (p?.opType !== 'Identity') return undefined;
-    name = p.input[0];
-  }
-  return undefined;
-}
 
 function convFilterL1(index: GraphIndex, tap: string): Float64Array {
   let p = index.producer.get(tap);
@@ -33,7 +23,7 @@ function convFilterL1(index: GraphIndex, tap: string): Float64Array {
     p = index.producer.get(p.input[0]);
   }
   if (!p || p.opType !== 'Conv') throw new GraphError(`l1: no Conv found behind tap '${tap}' through channel-keeping ops`);
-  const w = constantOf(index, p.input[1]);
+  const w = resolveConstant(index, p.input[1]);
   if (!w) throw new GraphError(`l1: the weight of Conv ${GraphIndex.label(p)} (behind tap '${tap}') is not a constant`);
   const dims = tensorDims(w);
   const values = readFloat32(w, index.baseDir);
@@ -56,7 +46,7 @@ function headL1(model: OnnxModel, index: GraphIndex, tap: string): Float64Array 
   for (const nodeName of projections) {
     const node = index.byName.get(nodeName) ?? index.graph.node.find((n) => n.name === nodeName);
     if (!node) throw new GraphError(`l1: projection node '${nodeName}' of block '${tap}' not found`);
-    const w = constantOf(index, node.input[1]);
+    const w = resolveConstant(index, node.input[1]);
     if (!w) throw new GraphError(`l1: the weight of ${GraphIndex.label(node)} is not a constant`);
     const [d0, d1] = tensorDims(w);
     const values = readFloat32(w, index.baseDir);
