@@ -142,6 +142,7 @@ export function buildProgram(): Command {
     .option('-o, --out <dir>', 'folder for the pruned models and the report', 'report')
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('--no-latency', 'skip the latency measurement')
+    .option('-f, --force', 'replace the report and pruned models already in the --out folder')
     .action(async (o) => (await import('./commands/demo.js')).demo(o, globals()));
 
   return program;
