@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
-import { convertFloatModel } from './helpers/convert-float.js';
+import { convertFloatModel, convWeightsFloat32 } from './helpers/convert-float.js';
 import { pruneFilters } from '../src/surgery/index.js';
-import { DataType, GraphIndex, loadModel, makeTensor, readFloat32, saveModel, serializeModel, type OnnxModel } from '../src/onnx/index.js';
+import { DataType, GraphIndex, loadModel, saveModel, serializeModel, type OnnxModel } from '../src/onnx/index.js';
 import { skewPrune } from '../src/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { mulberry32 } from '../src/data/split.js';
@@ -32,28 +32,6 @@ function blocks(model: OnnxModel): { tap: string; convs: { name: string; filters
     }
   }
   return out;
-}
-
-/**
- * Conv weights back in float32, as a mixed-precision converter with Conv on its block list leaves
- * them (only activations are cast around a blocked node): float64 BatchNormalization, Gemm and
- * activations, float32 Conv.
- */
-function convWeightsFloat32(model: OnnxModel): OnnxModel {
-  const g = model.proto.graph!;
-  const inits = new Map(g.initializer.map((t) => [t.name, t]));
-  const drop = new Set<string>();
-  for (const n of g.node) {
-    if (n.opType !== 'Cast' || !inits.has(n.input[0])) continue;
-    const users = g.node.filter((u) => u.input.includes(n.output[0]));
-    if (!users.every((u) => u.opType === 'Conv')) continue;
-    const t = inits.get(n.input[0])!;
-    g.initializer.push(makeTensor(n.output[0], t.dims.map(Number), Float32Array.from(readFloat32(t))));
-    drop.add(n.name);
-  }
-  g.node = g.node.filter((n) => !drop.has(n.name));
-  g.initializer = g.initializer.filter((t) => !(t.dataType === DataType.DOUBLE && g.node.every((n) => !n.input.includes(t.name))));
-  return model;
 }
 
 const floatTypes = (m: OnnxModel) => new Set(m.proto.graph!.initializer.filter((t) => [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE].includes(t.dataType)).map((t) => t.dataType));

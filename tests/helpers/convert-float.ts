@@ -80,3 +80,25 @@ export function convertFloatModel(model: OnnxModel, to: FloatType, floatOps: rea
   }
   return copy;
 }
+
+/**
+ * Conv weights back in float32, as a mixed-precision converter with Conv on its block list leaves
+ * them (only activations are cast around a blocked node): float64 BatchNormalization, Gemm and
+ * activations, float32 Conv.
+ */
+export function convWeightsFloat32(model: OnnxModel): OnnxModel {
+  const g = model.proto.graph!;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  const drop = new Set<string>();
+  for (const n of g.node) {
+    if (n.opType !== 'Cast' || !inits.has(n.input[0])) continue;
+    const users = g.node.filter((u) => u.input.includes(n.output[0]));
+    if (!users.every((u) => u.opType === 'Conv')) continue;
+    const t = inits.get(n.input[0])!;
+    g.initializer.push(makeTensor(n.output[0], t.dims.map(Number), Float32Array.from(readFloat32(t))));
+    drop.add(n.name);
+  }
+  g.node = g.node.filter((n) => !drop.has(n.name));
+  g.initializer = g.initializer.filter((t) => !(t.dataType === DataType.DOUBLE && g.node.every((n) => !n.input.includes(t.name))));
+  return model;
+}
