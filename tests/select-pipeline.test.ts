@@ -45,6 +45,21 @@ describe.skipIf(!existsSync(VGG) || !existsSync(VIT))('selection rules through s
     expect(a.cost.after.parameters).toBeLessThan(a.cost.before.parameters);
   });
 
+  it('a threshold that removes nothing is reported as a finding with the lowest median, and a budget does remove', async () => {
+    // Threshold -1000 is below every median: the rule selects no head (as 0 does on trained ViTs).
+    const r = await skewPrune(VIT_HF, { calibration: images, pattern: 'heads', threshold: -1000 });
+    expect(r.cost.after.parameters).toBe(r.cost.before.parameters);
+    const lowest = Math.min(...r.medians.filter((m) => m.kind === 'heads').flatMap((m) => m.medians));
+    const note = r.report.notes.find((n) => n.startsWith('threshold -1000 removed no heads'));
+    expect(note).toBeDefined();
+    expect(note).toContain(`lowest ${lowest.toPrecision(3)}`);
+    expect(note).toMatch(/cannot select heads on this model; a budget \(ratio, globalRatio or count/);
+    // A budget on the same model removes heads, and the note is not given.
+    const b = await skewPrune(VIT_HF, { calibration: images, pattern: 'heads', globalRatio: 0.25 });
+    expect(b.cost.after.parameters).toBeLessThan(b.cost.before.parameters);
+    expect(b.report.notes.some((n) => /removed no heads/.test(n))).toBe(false);
+  });
+
   it('l1 on filters keeps the filters of largest weight L1 (read from the conv behind each tap)', async () => {
     const r = await skewPrune(VGG, { calibration: images, count: 2, select: 'l1', exclude: [discoverTaps(loadModel(VGG), 'filters')[0].value] });
     const model = loadModel(VGG);

@@ -533,6 +533,22 @@ function buildReport(r: ReportInput): PruneReport {
   const notes: string[] = [];
   if (r.minKeepFired.length) notes.push(`minKeep rule fired (the budget would have left fewer than ${r.minKeep} units; ${r.minKeep} kept) at: ${r.minKeepFired.join(', ')}`);
   if (r.calibration[0]?.fallbackReason) notes.push(r.calibration[0].fallbackReason);
+  // A threshold that selects nothing is a finding, not a quiet result: softmax maps are right-skewed
+  // by construction, so the paper's rule (median skewness <= 0) never removes a ViT head.
+  if (/^threshold\b/.test(r.rule)) {
+    for (const kind of (['filters', 'patch', 'heads'] as const).filter((k) => r.pattern.includes(k))) {
+      const of = layers.filter((l) => l.kind === kind && l.medians.length > 0);
+      if (!of.length || removed[kind] !== 0) continue;
+      let low = of[0];
+      for (const l of of) if (Math.min(...l.medians) < Math.min(...low.medians)) low = l;
+      const lowest = Math.min(...low.medians);
+      if (lowest > r.threshold) {
+        notes.push(
+          `threshold ${r.threshold} removed no ${kind}: every median skewness is above it (lowest ${lowest.toPrecision(3)} at '${low.tap}'), so this rule cannot select ${kind} on this model; a budget (ratio, globalRatio or count; CLI --ratio, --global-ratio, --count) removes a chosen share`,
+        );
+      }
+    }
+  }
   const skipped = r.calibration[0]?.skipped ?? [];
   if (skipped.length) notes.push(`skipped ${skipped.length} unreadable calibration image${skipped.length === 1 ? '' : 's'} (not measured): ${skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
   return {
