@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { choice, collectOverride, floatList, intList, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
 
-/** The image preprocessing flags of prune and eval. */
+/** The image preprocessing flags of prune, eval, search and sweep. */
 function withPreprocessOptions(c: Command): Command {
   return c
     .option('--size <pixels>', H.size, intOption('--size'))
@@ -91,8 +91,7 @@ export function buildProgram(): Command {
     .option('--input-shape <dims>', 'input shape N,C,H,W for the cost of a model with dynamic dims', shapeOption)
     .action(async (model: string, o) => (await import('./commands/inspect.js')).inspect(model, globals(), o.inputShape));
 
-  program
-    .command('search')
+  withPreprocessOptions(program.command('search'))
     .description('search SkewPrune configurations (REINFORCE, BiaslessNAS Eq. 2 reward on the validation split) and write the chosen pruned model')
     .argument('<model>', 'ONNX model file')
     .option('-d, --data <dataset>', 'labelled dataset with train/val/test splits', 'pad-ufes-20')
@@ -104,6 +103,7 @@ export function buildProgram(): Command {
     .option('--space <file>', 'search space JSON (default: the model\'s default space)')
     .option('--log <file>', 'JSON log of every candidate, written after each; an existing log is resumed')
     .option('--no-random', 'skip the random-search baseline')
+    .option('--skip-unreadable', 'skip calibration (train split) images that cannot be decoded (named in the report\'s notes) instead of failing')
     .option('-o, --out <file>', 'chosen pruned model (default <model>.searched.onnx)')
     .option('--report <dir>', 'write report.json and report.html (with the Pareto chart) here')
     .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
@@ -111,8 +111,7 @@ export function buildProgram(): Command {
     .option('-f, --force', 'replace existing output files')
     .action(async (model: string, o) => (await import('./commands/search.js')).search(model, o, globals()));
 
-  program
-    .command('sweep')
+  withPreprocessOptions(program.command('sweep'))
     .description('budgets x selections (skew, random, l1) on a labelled split: every pruned model evaluated on the same images against the unpruned one')
     .argument('<model>', 'ONNX model file')
     .requiredOption('-c, --calibration <source>', 'folder of images, or a dataset spec such as pad-ufes-20:train')
@@ -126,6 +125,7 @@ export function buildProgram(): Command {
     .option('--head-statistic <s>', 'map (paper), cls or rows', 'map')
     .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
     .option('--exclude <taps>', 'comma-separated tapped value names kept whole', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
+    .option('--skip-unreadable', 'skip calibration images that cannot be decoded (named in the summary\'s skipped) instead of failing')
     .option('--log <file>', 'JSON log of every point, written after each pass; an existing log is resumed')
     .option('--report <dir>', 'write sweep.json and sweep.html (Pareto chart and table) here')
     .option('--resamples <n>', 'bootstrap resamples (0: point estimates)', intOption('--resamples'), 1000)

@@ -45,6 +45,10 @@ export interface SkewSweepOptions {
   batchSize?: number;
   executionProviders?: ExecutionProvider[];
   preprocess?: Preprocess;
+  /** Input shape for the cost probe of a model with symbolic H/W (as skewPrune's inputShape). */
+  inputShape?: number[];
+  /** Skip calibration images that cannot be decoded (named in the summary) instead of failing. */
+  skipUnreadable?: boolean;
   /** Pruned models run per pass over the images (default 8; sessions of one pass are open together). */
   modelsPerPass?: number;
   /** Intervals (default 1000 resamples, seeded), or false for point estimates. */
@@ -116,6 +120,10 @@ export interface SweepSummary {
   random: RandomSpread[];
   /** Folds pooled (1 for a single run). */
   pooled: number;
+  /** The image preprocessing given to skewSweep (absent: the model's own recipe). */
+  preprocess?: Preprocess;
+  /** Calibration images skipped as unreadable (skipUnreadable). */
+  skipped?: { image: string; reason: string }[];
 }
 
 export interface SkewSweepResult {
@@ -151,7 +159,7 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
   const tapSelection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
 
   options.onProgress?.(`calibrating ${name}`);
-  const cal = await calibrate(original, calibrationSource, { kind: tapSelection, batchSize: options.batchSize, executionProviders: options.executionProviders, preprocess: options.preprocess, headStatistic });
+  const cal = await calibrate(original, calibrationSource, { kind: tapSelection, batchSize: options.batchSize, executionProviders: options.executionProviders, preprocess: options.preprocess, headStatistic, skipUnreadable: options.skipUnreadable });
   const layers = cal.taps.map((t) => ({ tap: t.tap.value, kind: t.kind, medians: t.medians }));
   const settings: SweepLog['settings'] = {
     pattern,
@@ -171,7 +179,8 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
     for (const p of options.resume.points) resumed.set(p.key, p);
   }
   const l1 = selections.includes('l1') ? unitL1Norms(original, layers) : undefined;
-  const before = await graphCost(original);
+  const costOptions = options.inputShape ? { inputShape: options.inputShape } : {};
+  const before = await graphCost(original, costOptions);
 
   interface Todo {
     key: string;
@@ -196,7 +205,7 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
       const budgetRule: SelectionRule = { [rule]: t.budget, minKeep, ...(options.exclude ? { exclude: options.exclude } : {}) };
       const sel = selectKeepSets(layers, budgetRule, { select: t.select, seed: t.seed ?? 0, ...(l1 ? { scores: l1 } : {}) });
       const { model } = pruneWithKeepSets(original, pattern, sel.keepSets, options.scope ?? 'block');
-      const cost = await graphCost(model);
+      const cost = await graphCost(model, costOptions);
       const removed: Record<string, number> = {};
       for (const k of sel.keepSets) removed[k.kind] = (removed[k.kind] ?? 0) + k.total - k.keep.length;
       built.push({ t, model, sel, cost, removed });
@@ -225,7 +234,11 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
   }
   // Points in the order of the budgets x selections x seeds grid.
   log.points.sort((a, b) => todo.findIndex((t) => t.key === a.key) - todo.findIndex((t) => t.key === b.key));
-  return { log, summary: summarizeSweep([log], { bootstrap: options.bootstrap }) };
+  const summary = summarizeSweep([log], { bootstrap: options.bootstrap });
+  return {
+    log,
+    summary: { ...summary, ...(options.preprocess ? { preprocess: options.preprocess } : {}), ...(cal.skipped.length ? { skipped: cal.skipped } : {}) },
+  };
 }
 
 /**

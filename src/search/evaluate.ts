@@ -52,6 +52,10 @@ export interface CandidateEvaluatorOptions {
   batchSize?: number;
   executionProviders?: ExecutionProvider[];
   preprocess?: Preprocess;
+  /** Input shape for the cost probe of a model with symbolic H/W. */
+  inputShape?: number[];
+  /** Skip calibration images that cannot be decoded (the composition's result names them). */
+  skipUnreadable?: boolean;
   warn?: (message: string) => void;
   /** Called when a calibration composition is measured (it is the slow step). */
   onCalibrate?: (composition: string, images: number) => void;
@@ -110,6 +114,7 @@ export class CandidateEvaluator {
         batchSize: this.options.batchSize,
         executionProviders: this.options.executionProviders,
         preprocess: this.options.preprocess,
+        skipUnreadable: this.options.skipUnreadable,
         warn: this.options.warn,
       });
       this.calibrations.set(c.name, p);
@@ -172,7 +177,7 @@ export class CandidateEvaluator {
 
   private async scoreModel(model: OnnxModel, key: string, keepSets: readonly KeepSet[]): Promise<CandidateScore> {
     const metrics = await this.validationMetrics(model);
-    const cost = await graphCost(model);
+    const cost = await graphCost(model, this.options.inputShape ? { inputShape: this.options.inputShape } : {});
     const removed: Record<string, number> = {};
     for (const k of keepSets) removed[k.kind] = (removed[k.kind] ?? 0) + k.total - k.keep.length;
     return {

@@ -91,6 +91,10 @@ export interface SkewSearchOptions {
   batchSize?: number;
   executionProviders?: ExecutionProvider[];
   preprocess?: Preprocess;
+  /** Input shape for the cost probe of a model with symbolic H/W. */
+  inputShape?: number[];
+  /** Skip calibration images that cannot be decoded (named in the report's notes) instead of failing. */
+  skipUnreadable?: boolean;
   /** After every candidate: the entry, the log so far and the best reward of its search. */
   onCandidate?: (entry: SearchLogEntry, log: SearchLog, best: number) => void;
   onStage?: (message: string) => void;
@@ -193,6 +197,8 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
     batchSize: options.batchSize,
     executionProviders: options.executionProviders,
     preprocess: options.preprocess,
+    inputShape: options.inputShape,
+    skipUnreadable: options.skipUnreadable,
     warn: options.warn,
     onCalibrate: (c, n) => stage(`calibrating composition '${c}' (${n} images)`),
   });
@@ -351,8 +357,9 @@ async function buildSearchReport(
   }));
   const removed: Record<string, number> = {};
   for (const l of layers) removed[l.kind] = (removed[l.kind] ?? 0) + l.total - l.kept.length;
-  const before = await graphCost(model);
-  const after = await graphCost(chosen.model);
+  const costOptions = evaluator.options.inputShape ? { inputShape: evaluator.options.inputShape } : {};
+  const before = await graphCost(model, costOptions);
+  const after = await graphCost(chosen.model, costOptions);
   let evaluation: PruneReport['evaluation'];
   if (test) {
     evaluation = evaluationSummary(test.chosenVsDefault, {
@@ -374,13 +381,17 @@ async function buildSearchReport(
       calibrationImages: cal.images.length,
       calibrationSource: `${train.name}, composition ${c.composition.name}`,
       provider: cal.provider,
+      ...(evaluator.options.preprocess ? { preprocess: evaluator.options.preprocess } : {}),
     },
     layers,
     removed,
     cost: { before: { parameters: before.parameters, macs: before.macs, weightMiB: before.weightMiB }, after: { parameters: after.parameters, macs: after.macs, weightMiB: after.weightMiB } },
     ...(evaluation ? { evaluation } : {}),
     timings: {},
-    notes: [`chosen configuration: ${chosen.entry.description}`],
+    notes: [
+      `chosen configuration: ${chosen.entry.description}`,
+      ...(cal.skipped.length ? [`skipped ${cal.skipped.length} unreadable calibration image${cal.skipped.length === 1 ? '' : 's'} (not measured): ${cal.skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`] : []),
+    ],
     search: summary,
   };
 }

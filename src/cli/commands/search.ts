@@ -10,8 +10,9 @@ import type { GlobalOptions } from '../options.js';
 import { defaultOutput, reportFiles, writeAtomic, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { Outputs } from '../targets.js';
+import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
-export interface SearchOptions {
+export interface SearchOptions extends PreprocessFlags {
   data: string;
   candidates: number;
   seconds?: number;
@@ -26,13 +27,18 @@ export interface SearchOptions {
   batchSize: number;
   ep: ExecutionProvider[];
   force?: boolean;
+  skipUnreadable?: boolean;
 }
 
 export async function search(modelPath: string, o: SearchOptions, g: GlobalOptions): Promise<void> {
   const out = o.out ?? defaultOutput(modelPath, 'searched');
   const files = o.report ? reportFiles(o.report) : undefined;
   const modelTarget = { path: out, what: 'chosen model' };
+  // The search decodes validation images channels first (CandidateEvaluator); it has no NHWC path.
+  if (o.layout === 'nhwc') throw new CliError('--layout nhwc: search evaluates candidates on channels-first (NCHW) tensors only; prune, eval and sweep take NHWC models');
   const model = loadModel(modelPath);
+  const warnings: string[] = [];
+  const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
   const data = datasetFromSpec(o.data, g.dataRoot);
   const readJson = (file: string, what: string) => {
     try {
@@ -49,6 +55,7 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
     [...(o.report ? [{ path: o.report, what: 'report folder' }] : []), ...(o.log ? [{ path: dirname(o.log), what: 'search log folder' }] : [])],
     !!o.force,
   );
+  for (const w of warnings) console.error(`fairprune: warning: ${w}`);
   let result;
   try {
     result = await skewSearch(model, {
@@ -61,6 +68,8 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
       resume,
       batchSize: o.batchSize,
       executionProviders: o.ep,
+      ...pre,
+      skipUnreadable: !!o.skipUnreadable,
       name: basename(modelPath),
       onStage: (m) => !g.json && console.error(m),
       onCandidate: (e, log, best) => {

@@ -14,8 +14,9 @@ import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { writeAtomic } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
+import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
-export interface SweepOptions {
+export interface SweepOptions extends PreprocessFlags {
   calibration: string;
   data: string;
   pattern?: string;
@@ -35,6 +36,7 @@ export interface SweepOptions {
   batchSize: number;
   ep: ExecutionProvider[];
   force?: boolean;
+  skipUnreadable?: boolean;
 }
 
 export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions): Promise<void> {
@@ -50,7 +52,9 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
       throw new CliError(`sweep log ${o.log}: ${(e as Error).message}`);
     }
   }
-  const { summary } = await skewSweep(loadModel(modelPath), {
+  const model = loadModel(modelPath);
+  const pre = resolvePreprocess(model, o, (m) => console.error(`fairprune: warning: ${m}`));
+  const { summary } = await skewSweep(model, {
     calibration: calibrationFrom(o.calibration, g.dataRoot),
     evaluation: datasetFromSpec(o.data, g.dataRoot),
     ...(o.pattern ? { pattern: o.pattern as Exclude<PrunePattern, 'staged'> } : {}),
@@ -65,6 +69,8 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
     modelsPerPass: o.modelsPerPass,
     batchSize: o.batchSize,
     executionProviders: o.ep,
+    ...pre,
+    skipUnreadable: !!o.skipUnreadable,
     bootstrap: o.resamples === 0 ? false : { resamples: o.resamples, seed: o.bootSeed },
     resume,
     name: basename(modelPath),
@@ -88,5 +94,6 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
   console.log(`${summary.model}: pattern ${summary.pattern}, rule ${summary.rule}, ${summary.images} images; unpruned accuracy ${summary.baseline.metrics.accuracy.toFixed(3)}, EOdd ${summary.baseline.metrics.eodd.toFixed(3)}, ${(summary.baseline.macs / 1e6).toFixed(1)} MMACs`);
   console.log(['budget', 'selection', 'MMACs', 'accuracy (change [95% CI])', 'EOdd (change [95% CI])'].join('\t'));
   for (const p of summary.points) console.log([p.budget, `${p.select}${p.seed !== undefined ? `:${p.seed}` : ''}`, (p.macs / 1e6).toFixed(1), d(p, 'accuracy'), d(p, 'eodd')].join('\t'));
+  if (summary.skipped?.length) console.log(`skipped ${summary.skipped.length} unreadable calibration image(s): ${summary.skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
   if (files) console.log(`wrote ${files.json}, ${files.html}`);
 }

@@ -1,0 +1,98 @@
+/**
+ * `sweep` and `search` take prune's --skip-unreadable and preprocessing flags, through the built
+ * bin: without the flag a broken calibration image fails the run naming it; with it the image is
+ * skipped and named in the summary (sweep) or the report's notes (search); the preprocessing given
+ * is recorded in the report; search refuses --layout nhwc (its evaluator is channels-first only).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { reportValidator } from './helpers/report-validator.js';
+
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'dist', 'cli', 'main.js');
+const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
+const tmp = mkdtempSync(join(tmpdir(), 'fairprune-sweep-search-flags-'));
+const run = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const broken = join(tmp, 'cal', 'broken.jpg');
+const dataCsv = join(tmp, 'data.csv');
+const splitCsv = join(tmp, 'splits.csv');
+const preprocessFlags = ['--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '--resize', 'squash', '--interpolation', 'nearest'];
+
+beforeAll(async () => {
+  mkdirSync(join(tmp, 'cal'));
+  const rows: string[] = [];
+  for (let i = 0; i < 18; i++) {
+    const px = Buffer.alloc(40 * 40 * 3);
+    for (let k = 0; k < px.length; k++) px[k] = (k * (11 + i) + (k >> 3) * (i + 1)) % 256;
+    const f = join(tmp, 'cal', `i${i}.png`);
+    await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(f);
+    rows.push(`${f},${'ABCDEF'[i % 6]},${i % 3 ? 'light' : 'dark'}`);
+  }
+  writeFileSync(broken, 'not a JPEG');
+  writeFileSync(dataCsv, ['image,label,group', ...rows.slice(0, 12)].join('\n') + '\n');
+  // Train (with the broken image: calibration draws from it), val and test splits for search.
+  const split = (r: string, i: number) => `${r},${i < 10 ? 'train' : i < 14 ? 'val' : 'test'}`;
+  writeFileSync(splitCsv, ['image,label,group,split', ...rows.map(split), `${broken},A,light,train`].join('\n') + '\n');
+});
+
+describe.skipIf(!existsSync(fixture))('sweep --skip-unreadable and preprocessing flags', () => {
+  const args = ['sweep', fixture, '-c', join(tmp, 'cal'), '-d', `csv:${dataCsv}`, '--budgets', '0.5', '--selections', 'skew', '--resamples', '0', '-b', '6'];
+  it('fails on the broken calibration image without --skip-unreadable, naming it', () => {
+    const r = run(...args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broken.jpg');
+  });
+  it('skips it with the flag and records it and the preprocessing in the report', () => {
+    const r = run('--json', ...args, '--skip-unreadable', ...preprocessFlags);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const validate = reportValidator();
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report.sweep.skipped.map((s: { image: string }) => s.image)).toEqual([broken]);
+    expect(report.sweep.preprocess).toMatchObject({ mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], resizeMode: 'squash', interpolation: 'nearest' });
+    // The text output names the skipped image too.
+    const t = run(...args, '--skip-unreadable', ...preprocessFlags);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toContain('skipped 1 unreadable calibration image(s)');
+  });
+  it('checks the preprocessing flags against the model before any work', () => {
+    const r = run(...args, '--size', '99');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--size 99: the model's input '.*' is \d+ pixels high/);
+  });
+});
+
+describe.skipIf(!existsSync(fixture))('search --skip-unreadable, preprocessing flags, --layout nhwc', () => {
+  const args = (out: string) => ['search', fixture, '-d', `csv:${splitCsv}`, '-n', '2', '--no-random', '-b', '6', '-o', join(tmp, out)];
+  it('refuses --layout nhwc before any work and writes nothing', () => {
+    const r = run(...args('nhwc.onnx'), '--layout', 'nhwc');
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('fairprune: error: --layout nhwc: search evaluates candidates on channels-first (NCHW) tensors only; prune, eval and sweep take NHWC models');
+    expect(existsSync(join(tmp, 'nhwc.onnx'))).toBe(false);
+  });
+  it('fails on the broken train image without --skip-unreadable, and leaves no model', () => {
+    const r = run(...args('fail.onnx'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broken.jpg');
+    expect(existsSync(join(tmp, 'fail.onnx'))).toBe(false);
+  });
+  it('skips it with the flag: named in the notes, the preprocessing in the report', () => {
+    const r = run('--json', ...args('ok.onnx'), '--skip-unreadable', ...preprocessFlags);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const validate = reportValidator();
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    const run0 = report.runs[0];
+    expect(run0.notes.join('\n')).toContain(`skipped 1 unreadable calibration image (not measured): ${broken}`);
+    expect(run0.method.preprocess).toMatchObject({ mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], resizeMode: 'squash', interpolation: 'nearest' });
+    expect(existsSync(join(tmp, 'ok.onnx'))).toBe(true);
+  });
+});
