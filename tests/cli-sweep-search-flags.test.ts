@@ -69,6 +69,35 @@ describe.skipIf(!existsSync(fixture))('sweep --skip-unreadable and preprocessing
   });
 });
 
+describe('sweep --layout nhwc and --input-shape on models/export_layouts.py models', () => {
+  // One network exported channels-first, channels-last and with symbolic H/W: with the matching
+  // flag each must sweep to the same points as the channels-first reference.
+  const sweepOf = (model: string, ...flags: string[]) => {
+    const r = run('--json', 'sweep', join(root, 'fixtures', model), '-c', join(tmp, 'cal'), '--skip-unreadable', '-d', `csv:${dataCsv}`, '--budgets', '0.25,0.5', '--selections', 'skew,l1', '--resamples', '0', '-b', '6', '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', ...flags);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout).sweep;
+  };
+  it('gives the reference points', () => {
+    const ref = sweepOf('layout_nchw.onnx');
+    const nhwc = sweepOf('layout_nhwc.onnx', '--layout', 'nhwc');
+    const dyn = sweepOf('layout_dynamic_hw.onnx', '--input-shape', '1,3,32,32');
+    expect(ref.points).toHaveLength(4);
+    expect(nhwc.preprocess).toMatchObject({ layout: 'nhwc', crop: 32 });
+    expect(dyn.preprocess).toMatchObject({ crop: 32 });
+    for (const other of [nhwc, dyn]) {
+      expect(other.baseline.metrics).toEqual(ref.baseline.metrics);
+      other.points.forEach((p: { removed: unknown; metrics: unknown }, i: number) => {
+        expect(p.removed).toEqual(ref.points[i].removed);
+        expect(p.metrics).toEqual(ref.points[i].metrics);
+      });
+    }
+    // Symbolic H/W: --input-shape gives the cost probe its shape, so the cost is the reference's.
+    expect(dyn.baseline.macs).toBe(ref.baseline.macs);
+    expect(dyn.points.map((p: { macs: number }) => p.macs)).toEqual(ref.points.map((p: { macs: number }) => p.macs));
+  });
+});
+
 describe.skipIf(!existsSync(fixture))('search --skip-unreadable, preprocessing flags, --layout nhwc', () => {
   const args = (out: string) => ['search', fixture, '-d', `csv:${splitCsv}`, '-n', '2', '--no-random', '-b', '6', '-o', join(tmp, out)];
   it('refuses --layout nhwc before any work and writes nothing', () => {
