@@ -62,6 +62,18 @@ describe.skipIf(!existsSync(fixture))('sweep --skip-unreadable and preprocessing
     expect(t.code).toBe(0);
     expect(t.stdout).toContain('skipped 1 unreadable calibration image(s)');
   });
+  it('creates a missing --report folder and removes it again when the run fails; refuses one under a file', () => {
+    // Fails on broken.jpg (no --skip-unreadable) after the output check created the folder.
+    const r = run(...args, '--report', 'rep/deeper');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broken.jpg');
+    expect(existsSync(join(tmp, 'rep'))).toBe(false);
+    writeFileSync(join(tmp, 'plain-file'), 'x');
+    const f = run(...args, '--report', 'plain-file/rep');
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain('report folder plain-file/rep');
+    expect(f.stderr).not.toContain('broken.jpg');
+  });
   it('checks the preprocessing flags against the model before any work', () => {
     const r = run(...args, '--size', '99');
     expect(r.code).toBe(1);

@@ -1,6 +1,6 @@
 /** `fairprune sweep`: budgets x selections on a labelled split, every pruned model on the same images. */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadModel } from '../../onnx/io.js';
 import { skewSweep, type SweepLog, type SweepRule } from '../../pipeline/sweep.js';
 import { renderSweepHtml } from '../../report/sweep.js';
@@ -15,6 +15,7 @@ import type { GlobalOptions } from '../options.js';
 import { writeAtomic } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
+import { Outputs } from '../targets.js';
 
 export interface SweepOptions extends PreprocessFlags {
   calibration: string;
@@ -42,8 +43,6 @@ export interface SweepOptions extends PreprocessFlags {
 export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions): Promise<void> {
   for (const s of o.selections) if (!['skew', 'random', 'l1'].includes(s)) throw new CliError(`--selections: unknown selection '${s}' (skew, random, l1)`);
   const files = o.report ? { json: join(o.report, 'sweep.json'), html: join(o.report, 'sweep.html') } : undefined;
-  // Check every output target before any work.
-  if (files && !o.force) for (const f of [files.json, files.html]) if (existsSync(f)) throw new CliError(`${f} already exists; pass --force to replace it`);
   let resume: SweepLog | undefined;
   if (o.log && existsSync(o.log)) {
     try {
@@ -53,36 +52,55 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
     }
   }
   const model = loadModel(modelPath);
-  const pre = resolvePreprocess(model, o, (m) => console.error(`fairprune: warning: ${m}`));
-  const { summary } = await skewSweep(model, {
-    calibration: calibrationFrom(o.calibration, g.dataRoot),
-    evaluation: datasetFromSpec(o.data, g.dataRoot),
-    ...(o.pattern ? { pattern: o.pattern as Exclude<PrunePattern, 'staged'> } : {}),
-    scope: o.scope as FilterScope,
-    budgets: o.budgets,
-    selections: o.selections as Selection[],
-    seeds: o.seeds,
-    ...(o.rule ? { rule: o.rule as SweepRule } : {}),
-    headStatistic: o.headStatistic as HeadStatistic,
-    minKeep: o.minKeep,
-    ...(o.exclude ? { exclude: o.exclude } : {}),
-    modelsPerPass: o.modelsPerPass,
-    batchSize: o.batchSize,
-    executionProviders: o.ep,
-    ...pre,
-    skipUnreadable: !!o.skipUnreadable,
-    bootstrap: o.resamples === 0 ? false : { resamples: o.resamples, seed: o.bootSeed },
-    resume,
-    name: basename(modelPath),
-    onLog: (log) => o.log && writeAtomic(o.log, JSON.stringify(log), true),
-    onProgress: (m) => !g.json && console.error(m),
-  });
+  const warnings: string[] = [];
+  const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
+  // Every output target checked (folders created) before any work; the log may exist (it is resumed).
+  const outputs = new Outputs(
+    files ? [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }] : [],
+    [...(o.report ? [{ path: o.report, what: 'report folder' }] : []), ...(o.log ? [{ path: dirname(o.log), what: 'sweep log folder' }] : [])],
+    !!o.force,
+  );
+  for (const w of warnings) console.error(`fairprune: warning: ${w}`);
+  let summary;
+  try {
+    ({ summary } = await skewSweep(model, {
+      calibration: calibrationFrom(o.calibration, g.dataRoot),
+      evaluation: datasetFromSpec(o.data, g.dataRoot),
+      ...(o.pattern ? { pattern: o.pattern as Exclude<PrunePattern, 'staged'> } : {}),
+      scope: o.scope as FilterScope,
+      budgets: o.budgets,
+      selections: o.selections as Selection[],
+      seeds: o.seeds,
+      ...(o.rule ? { rule: o.rule as SweepRule } : {}),
+      headStatistic: o.headStatistic as HeadStatistic,
+      minKeep: o.minKeep,
+      ...(o.exclude ? { exclude: o.exclude } : {}),
+      modelsPerPass: o.modelsPerPass,
+      batchSize: o.batchSize,
+      executionProviders: o.ep,
+      ...pre,
+      skipUnreadable: !!o.skipUnreadable,
+      bootstrap: o.resamples === 0 ? false : { resamples: o.resamples, seed: o.bootSeed },
+      resume,
+      name: basename(modelPath),
+      onLog: (log) => o.log && writeAtomic(o.log, JSON.stringify(log), true),
+      onProgress: (m) => !g.json && console.error(m),
+    }));
+  } catch (e) {
+    outputs.discard();
+    throw e;
+  }
   // sweep.json is exactly what --json prints: the versioned report with the summary in `sweep`.
   const report = makeReport('sweep', { sweep: summary, ...(files ? { files: { json: files.json, html: files.html } } : {}) });
   if (files) {
-    writeAtomic(files.json, JSON.stringify(report, null, 2), !!o.force);
-    writeAtomic(files.html, renderSweepHtml([summary]), !!o.force);
+    const s = summary;
+    const write = () => {
+      writeAtomic(files.json, JSON.stringify(report, null, 2), !!o.force);
+      writeAtomic(files.html, renderSweepHtml([s]), !!o.force);
+    };
+    outputs.write({ path: o.report!, what: 'report' }, write, [files.json, files.html]);
   }
+  outputs.done();
   if (g.json) {
     console.log(JSON.stringify(report));
     return;
