@@ -201,6 +201,8 @@ export async function calibrateTensors(
 interface ModelInput {
   name: string;
   shape?: (number | string | undefined)[];
+  /** The batch dimension when the model fixes it. */
+  fixedBatch?: number;
 }
 
 function modelInput(m: OnnxModel): ModelInput {
@@ -209,7 +211,7 @@ function modelInput(m: OnnxModel): ModelInput {
   if (input.length !== 1) throw new GraphError(`calibration needs a model with one image input; this one has ${input.length} (${input.map((v) => v.name).join(', ')})`);
   const shape = index.shapeOf(input[0].name);
   if (shape && shape.length !== 4) throw new GraphError(`input '${input[0].name}' has rank ${shape.length}; calibration feeds NCHW images`);
-  return { name: input[0].name, shape };
+  return { name: input[0].name, shape, fixedBatch: index.fixedBatch(input[0].name) };
 }
 
 function checkSide(input: ModelInput, h: number, w = h, layout: Preprocess['layout'] = 'nchw'): void {
@@ -229,7 +231,7 @@ interface RunPlan {
 }
 
 function planRun(m: OnnxModel, input: ModelInput, options: CalibrationOptions): RunPlan {
-  const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
+  const fixedBatch = input.fixedBatch;
   const batchSize = fixedBatch ?? options.batchSize ?? 16;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   return { taps: selectTaps(m, options), inputName: input.name, batchSize, fixedBatch, logitsName: m.proto.graph!.output[0]?.name };

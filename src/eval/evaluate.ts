@@ -102,8 +102,7 @@ async function prepare(model: OnnxModel | string, dataset: Dataset, options: Eva
   if (typeof width === 'number') dataset.checkOutputWidth(width, name);
   const endsInSoftmax = !!outName && index.producer.get(outName)?.opType === 'Softmax';
   const rt = await createRuntime(m, { executionProviders: options.executionProviders ?? ['cpu'], strict: options.strict });
-  const batchDim = input ? index.shapeOf(input.name)?.[0] : undefined;
-  const fixedBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : undefined;
+  const fixedBatch = input ? index.fixedBatch(input.name) : undefined;
   return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax, ...(fixedBatch ? { fixedBatch } : {}) };
 }
 

@@ -72,8 +72,7 @@ export function summarizeTimes(batchSize: number, times: number[]): LatencyStats
  */
 export function latencyBatchSizes(index: GraphIndex, requested?: readonly number[]): number[] {
   const input = index.dataInputs()[0];
-  const d0 = input ? index.shapeOf(input.name)?.[0] : undefined;
-  const fixed = typeof d0 === 'number' && d0 > 0 ? d0 : undefined;
+  const fixed = input ? index.fixedBatch(input.name) : undefined;
   if (fixed === undefined) return requested ? [...requested] : [1, 8];
   if (!requested) return [fixed];
   if (requested.some((b) => b !== fixed)) {

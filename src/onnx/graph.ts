@@ -180,6 +180,15 @@ export class GraphIndex {
     return shape.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : undefined));
   }
 
+  /**
+   * The leading (batch) dimension of a value when the graph fixes it (an export without dynamic
+   * axes); undefined when it is symbolic or unrecorded. Such a model runs only at that batch.
+   */
+  fixedBatch(value: string): number | undefined {
+    const d = this.shapeOf(value)?.[0];
+    return typeof d === 'number' && d > 0 ? d : undefined;
+  }
+
   /** A fresh name, unused by any value, node or initializer, from a prefix. */
   uniqueName(prefix: string): string {
     let name = prefix;
