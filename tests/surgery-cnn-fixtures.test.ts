@@ -5,34 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
+import { compareModels, complement, maskFilters, randomKeep, vggBlocks } from './helpers/oracle.js';
 import { pruneFilters, surgeryTotals } from '../src/surgery/index.js';
 import { DataType, GraphIndex, loadModel, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
 const FIXTURES = ['vgg11_w8', 'vgg11_bn_w8', 'vgg_gap_w8'];
-
-interface Block {
-  tap: string;
-  /** Convs since the previous MaxPool, in graph order. */
-  convs: { name: string; filters: number }[];
-}
-
-/** VGG blocks read straight off the node list (independent of the surgery's own walk). */
-function vggBlocks(model: OnnxModel): Block[] {
-  const index = GraphIndex.ofModel(model);
-  const blocks: Block[] = [];
-  let convs: Block['convs'] = [];
-  for (const n of model.proto.graph!.node) {
-    if (n.opType === 'Conv') convs.push({ name: n.name, filters: index.constantDims(n.input[1])![0] });
-    if (n.opType === 'MaxPool') {
-      blocks.push({ tap: n.output[0], convs });
-      convs = [];
-    }
-  }
-  return blocks;
-}
 
 function paramCount(model: OnnxModel): number {
   let n = 0;

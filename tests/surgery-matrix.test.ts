@@ -20,7 +20,7 @@ import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vi
 import type { KeepSet } from '../src/core/keep.js';
 import { countParameters, graphCost } from '../src/metrics/cost.js';
 import { mulberry32 } from '../src/data/split.js';
-import { complement, maskFilters, randomKeep } from './helpers/oracle.js';
+import { complement, maskFilters, randomKeep, vggBlocks } from './helpers/oracle.js';
 import { logits, maskHeads, relativeMaxDiff, zeroPatchFilters } from './helpers/oracle-vit.js';
 import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
 import { create } from '@bufbuild/protobuf';
@@ -61,21 +61,6 @@ function outcomeOf(e: Entry, p: Pattern): Outcome {
 }
 
 const batchesOf = (e: Entry) => (e.batch ? [e.batch] : [1, 3]);
-
-/** Convs since the previous MaxPool, read off the node list (independent of the surgery's walk). */
-function vggBlocks(model: OnnxModel): { tap: string; convs: { name: string; filters: number }[] }[] {
-  const index = GraphIndex.ofModel(model);
-  const blocks: { tap: string; convs: { name: string; filters: number }[] }[] = [];
-  let convs: { name: string; filters: number }[] = [];
-  for (const n of model.proto.graph!.node) {
-    if (n.opType === 'Conv') convs.push({ name: n.name, filters: index.constantDims(n.input[1])![0] });
-    if (n.opType === 'MaxPool') {
-      blocks.push({ tap: n.output[0], convs });
-      convs = [];
-    }
-  }
-  return blocks;
-}
 
 interface Plan {
   prune: (m: OnnxModel) => OnnxModel;

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { compareModels, complement, maskFilters, randomKeep } from './helpers/oracle.js';
+import { compareModels, complement, maskFilters, randomKeep, vggBlocks } from './helpers/oracle.js';
 import { convertFloatModel, convWeightsFloat32 } from './helpers/convert-float.js';
 import { pruneFilters } from '../src/surgery/index.js';
 import { DataType, GraphIndex, loadModel, saveModel, serializeModel, type OnnxModel } from '../src/onnx/index.js';
@@ -18,21 +18,6 @@ import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
 const FIXTURE = 'fixtures/vgg11_bn_w8.onnx';
-
-/** Blocks read off the node list: the Convs before each MaxPool. */
-function blocks(model: OnnxModel): { tap: string; convs: { name: string; filters: number }[] }[] {
-  const index = GraphIndex.ofModel(model);
-  const out: { tap: string; convs: { name: string; filters: number }[] }[] = [];
-  let convs: { name: string; filters: number }[] = [];
-  for (const n of model.proto.graph!.node) {
-    if (n.opType === 'Conv') convs.push({ name: n.name, filters: index.constantDims(n.input[1])![0] });
-    if (n.opType === 'MaxPool') {
-      out.push({ tap: n.output[0], convs });
-      convs = [];
-    }
-  }
-  return out;
-}
 
 const floatTypes = (m: OnnxModel) => new Set(m.proto.graph!.initializer.filter((t) => [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE].includes(t.dataType)).map((t) => t.dataType));
 
@@ -54,7 +39,7 @@ describe.runIf(existsSync(FIXTURE))('float16 and float64 surgery', () => {
       const rand = mulberry32(type);
       const keeps: KeepSet[] = [];
       const masks: Record<string, number[]> = {};
-      for (const b of blocks(model)) {
+      for (const b of vggBlocks(model)) {
         const width = b.convs.at(-1)!.filters;
         const keep = randomKeep(width, rand, 0.5);
         keeps.push({ tap: b.tap, kind: 'filters', total: width, keep });

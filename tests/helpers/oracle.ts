@@ -18,6 +18,27 @@ import type { OnnxModel } from '../../src/onnx/io.js';
 import { createRuntime, runBatch } from '../../src/runtime/session.js';
 import { randomInput } from './graph-builder.js';
 
+/** A VGG block: the max-pool tap and the Convs since the previous MaxPool, in graph order. */
+export interface VggBlock {
+  tap: string;
+  convs: { name: string; filters: number }[];
+}
+
+/** VGG blocks read straight off the node list (independent of the surgery's own walk). */
+export function vggBlocks(model: OnnxModel): VggBlock[] {
+  const index = GraphIndex.ofModel(model);
+  const blocks: VggBlock[] = [];
+  let convs: VggBlock['convs'] = [];
+  for (const n of model.proto.graph!.node) {
+    if (n.opType === 'Conv') convs.push({ name: n.name, filters: index.constantDims(n.input[1])![0] });
+    if (n.opType === 'MaxPool') {
+      blocks.push({ tap: n.output[0], convs });
+      convs = [];
+    }
+  }
+  return blocks;
+}
+
 /** Ops between a Conv and a following BatchNormalization that keep the channels one to one (and map 0 to 0). */
 const CHANNELWISE = new Set(['Identity', 'Dropout', 'Relu', 'LeakyRelu', 'Clip', 'Mul', 'PRelu', 'Cast']);
 
