@@ -1,16 +1,31 @@
 /** Files the commands write: models' default names, reports, logs. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../onnx/files.js';
+import { OutputExistsError } from '../onnx/errors.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderHtml } from '../report/html.js';
 import type { FairpruneReport } from '../report/types.js';
 import { CliError } from './errors.js';
 
 export function writeAtomic(file: string, text: string, force: boolean): void {
-  if (existsSync(file) && !force) throw new CliError(`${file} already exists; pass --force to replace it`);
   mkdirSync(dirname(resolve(file)), { recursive: true });
-  // Temp file removed on error (a full disk) and on SIGINT/SIGTERM; exclusive publish without --force.
-  writeFileAtomic(file, text, { overwrite: force });
+  // Temp file removed on error (a full disk) and on SIGINT/SIGTERM. Without --force the publish is
+  // exclusive, so it is also the existence check (no window between a check and the write).
+  try {
+    writeFileAtomic(file, text, { overwrite: force });
+  } catch (e) {
+    if (e instanceof OutputExistsError) throw new CliError(`${file} already exists; pass --force to replace it`);
+    throw e;
+  }
+}
+
+/** A JSON file the user named (a search space, a resumable log); a bad one names the file. */
+export function readJson(file: string, what: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`${what} ${file}: ${(e as Error).message}`);
+  }
 }
 
 /** Paths of report.json and report.html in a folder. */

@@ -1,5 +1,5 @@
 /** `fairprune search`: REINFORCE search over SkewPrune configurations; writes the chosen model. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { loadModel, saveModel } from '../../onnx/io.js';
 import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
@@ -7,7 +7,7 @@ import type { ExecutionProvider } from '../../runtime/session.js';
 import { datasetFromSpec } from '../datasets.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
-import { defaultOutput, reportFiles, writeAtomic, writeReport } from '../output.js';
+import { defaultOutput, readJson, reportFiles, writeAtomic, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { Outputs } from '../targets.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
@@ -40,13 +40,6 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
   const data = datasetFromSpec(o.data, g.dataRoot);
-  const readJson = (file: string, what: string) => {
-    try {
-      return JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new CliError(`${what} ${file}: ${(e as Error).message}`);
-    }
-  };
   const space = o.space ? (readJson(o.space, 'search space') as SearchSpace) : undefined;
   const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'search log') as SearchLog) : undefined;
   // Every output checked (folders created) before the search; the log may exist (it is resumed).

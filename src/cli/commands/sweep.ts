@@ -1,5 +1,5 @@
 /** `fairprune sweep`: budgets x selections on a labelled split, every pruned model on the same images. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadModel } from '../../onnx/io.js';
 import { skewSweep, type SweepLog, type SweepRule } from '../../pipeline/sweep.js';
@@ -12,7 +12,7 @@ import { datasetFromSpec } from '../datasets.js';
 import { calibrationFrom } from '../calibration-input.js';
 import { CliError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
-import { writeAtomic } from '../output.js';
+import { readJson, writeAtomic } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 import { Outputs } from '../targets.js';
@@ -43,14 +43,7 @@ export interface SweepOptions extends PreprocessFlags {
 export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions): Promise<void> {
   for (const s of o.selections) if (!['skew', 'random', 'l1'].includes(s)) throw new CliError(`--selections: unknown selection '${s}' (skew, random, l1)`);
   const files = o.report ? { json: join(o.report, 'sweep.json'), html: join(o.report, 'sweep.html') } : undefined;
-  let resume: SweepLog | undefined;
-  if (o.log && existsSync(o.log)) {
-    try {
-      resume = JSON.parse(readFileSync(o.log, 'utf8')) as SweepLog;
-    } catch (e) {
-      throw new CliError(`sweep log ${o.log}: ${(e as Error).message}`);
-    }
-  }
+  const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'sweep log') as SweepLog) : undefined;
   const model = loadModel(modelPath);
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
