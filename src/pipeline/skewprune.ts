@@ -539,12 +539,10 @@ function buildReport(r: ReportInput): PruneReport {
     for (const kind of (['filters', 'patch', 'heads'] as const).filter((k) => r.pattern.includes(k))) {
       const of = layers.filter((l) => l.kind === kind && l.medians.length > 0);
       if (!of.length || removed[kind] !== 0) continue;
-      let low = of[0];
-      for (const l of of) if (Math.min(...l.medians) < Math.min(...low.medians)) low = l;
-      const lowest = Math.min(...low.medians);
-      if (lowest > r.threshold) {
+      const low = of.map((l) => ({ tap: l.tap, median: Math.min(...l.medians) })).reduce((a, b) => (b.median < a.median ? b : a));
+      if (low.median > r.threshold) {
         notes.push(
-          `threshold ${r.threshold} removed no ${kind}: every median skewness is above it (lowest ${lowest.toPrecision(3)} at '${low.tap}'), so this rule cannot select ${kind} on this model; a budget (ratio, globalRatio or count; CLI --ratio, --global-ratio, --count) removes a chosen share`,
+          `threshold ${r.threshold} removed no ${kind}: every median skewness is above it (lowest ${low.median.toPrecision(3)} at '${low.tap}'), so this rule cannot select ${kind} on this model; a budget (ratio, globalRatio or count; CLI --ratio, --global-ratio, --count) removes a chosen share`,
         );
       }
     }
