@@ -114,6 +114,42 @@ export function withCalibrationOutputs(
     if (!index.producer.has(value) && !index.graphInputs.has(value)) throw new GraphError(`${what} '${value}' is not produced by any node of the graph`);
   };
 
+  // A [B', H, T, T] heads tap is read as [B, nW, H, T, T]: B' = B*nW for windowed attention (Swin:
+  // image b's windows are rows b*nW .. b*nW+nW-1), nW = 1 otherwise. An image's windows pool into
+  // one map per head (nW*T*T values); the Reshape is free, and on a plain ViT the statistics are
+  // the same numbers. `dims` is [B, H, nW*T, T], the shape the runner checks as [B, H, T, T].
+  const dataInput = index.dataInputs()[0]?.name;
+  const constInt64 = (tag: string, values: number[]): string => {
+    const name = fresh(`fairprune_windows/${tag}`);
+    inits.push(makeInt64Tensor(name, values));
+    return name;
+  };
+  const windowed = (tap: Tap): { view5: string; dims4: string; s5: string } | undefined => {
+    if (tap.kind !== 'heads' || tap.layout !== 'BHTT' || !dataInput) return undefined;
+    const p = `fairprune_windows/${tap.value}`;
+    const v = (s: string) => fresh(`${tap.value}/fairprune_${s}`);
+    const gather = (input: string, idx: number[], tag: string) => {
+      const out = v(tag);
+      nodes.push(makeNode('Gather', [input, constInt64(`${tag}_idx`, idx)], [out], fresh(`${p}/Gather_${tag}`), [intAttr('axis', 0)]));
+      return out;
+    };
+    const xs = v('shape');
+    nodes.push(makeNode('Shape', [tap.value], [xs], fresh(`${p}/Shape`)));
+    const inShape = v('input_shape');
+    nodes.push(makeNode('Shape', [dataInput], [inShape], fresh(`${p}/Shape_input`)));
+    const target = v('target5');
+    nodes.push(makeNode('Concat', [gather(inShape, [0], 'batch'), constInt64('minus_one', [-1]), gather(xs, [1, 2, 3], 'htt')], [target], fresh(`${p}/Concat`), [intAttr('axis', 0)]));
+    const view5 = v('windows');
+    nodes.push(makeNode('Reshape', [tap.value, target], [view5], fresh(`${p}/Reshape`)));
+    const s5 = v('shape5');
+    nodes.push(makeNode('Shape', [view5], [s5], fresh(`${p}/Shape5`)));
+    const rows = v('rows');
+    nodes.push(makeNode('Mul', [gather(s5, [1], 'nw'), gather(s5, [3], 't')], [rows], fresh(`${p}/Mul`)));
+    const dims4 = v('dims');
+    nodes.push(makeNode('Concat', [gather(s5, [0, 2], 'bh'), rows, gather(s5, [4], 'cols')], [dims4], fresh(`${p}/Concat_dims`), [intAttr('axis', 0)]));
+    return { view5, dims4, s5 };
+  };
+
   const moments = inGraph.map((tap) => {
     need(tap.value, 'tap');
     const why = inGraphUnsupported(model, tap);
@@ -121,8 +157,12 @@ export function withCalibrationOutputs(
     const p = `fairprune_moments/${tap.value}`;
     const first = nodes.length;
     const v = (s: string) => fresh(`${tap.value}/fairprune_${s}`);
-    const last = opset >= 11 ? -1 : 3 - (tap.layout === '(BH)TT' ? 1 : 0);
-    const axes = [last - 1, last];
+    const win = windowed(tap);
+    const source = win?.view5 ?? tap.value;
+    // Rows are the last axis; "all" is every map axis before it (windows and rows when windowed).
+    const last = win ? 4 : opset >= 11 ? -1 : 3 - (tap.layout === '(BH)TT' ? 1 : 0);
+    const before = win ? [1, 3] : [last - 1];
+    const axes = [...before, last];
     const reduce = (input: string, out: string, keepdims: number, tag: string, over = axes): NodeProto => {
       if (opset >= 18) {
         const axesName = fresh(`${p}/axes`);
@@ -136,8 +176,11 @@ export function withCalibrationOutputs(
       nodes.push(makeNode('Cast', [input], [out], fresh(`${p}/Cast_${tag}`), [intAttr('to', to)]));
       return out;
     };
-    const dims = v('dims');
-    nodes.push(makeNode('Shape', [tap.value], [dims], fresh(`${p}/Shape`)));
+    let dims = win?.dims4;
+    if (!dims) {
+      dims = v('dims');
+      nodes.push(makeNode('Shape', [tap.value], [dims], fresh(`${p}/Shape`)));
+    }
     output(dims, DataType.INT64);
     // A float64 map is reduced in float64: 'mixed' would round it to float32 first.
     const own = precision === 'mixed' && recordedElemType(index, tap.value) === DataType.DOUBLE ? 'float64' : precision;
@@ -147,11 +190,11 @@ export function withCalibrationOutputs(
         const rows = v(`${tag}_rows`);
         nodes.push(reduce(input, rows, 1, `ReduceMean_${tag}_rows`, [last]));
         const all = v(tag);
-        nodes.push(reduce(cast(rows, DataType.DOUBLE, `${tag}_rows64`), all, 1, `ReduceMean_${tag}`, [last - 1]));
+        nodes.push(reduce(cast(rows, DataType.DOUBLE, `${tag}_rows64`), all, 1, `ReduceMean_${tag}`, before));
         return all;
       };
       // A Cast to the type a value already has is removed by onnxruntime's basic optimizations.
-      const x = cast(tap.value, DataType.FLOAT, 'float32');
+      const x = cast(source, DataType.FLOAT, 'float32');
       const mean = rowsThenAll(x, 'mean');
       const centre = cast(mean, DataType.FLOAT, 'centre');
       const d = v('centred');
@@ -168,7 +211,7 @@ export function withCalibrationOutputs(
       return { tap, mean, m2, m3, e1, dims, precision: own };
     }
     const accType = own === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
-    const xc = cast(tap.value, accType, 'cast');
+    const xc = cast(source, accType, 'cast');
     const mean = v('mean');
     const d = v('centred');
     const d2 = v('centred2');
@@ -192,9 +235,11 @@ export function withCalibrationOutputs(
 
   // Maps are fetched as float32 or float64 as the graph records them, other types (float16,
   // bfloat16, unrecorded) through a Cast to float32; extra outputs (logits) always as float32.
-  const asFloat = (value: string, keepDouble: boolean): string => {
+  const asFloat = (value: string, keepDouble: boolean, view = value): string => {
     need(value, 'value');
     const recorded = recordedElemType(index, value);
+    // A reshaped view has the value's type and is no graph output yet.
+    value = view;
     if (recorded === DataType.FLOAT || (keepDouble && recorded === DataType.DOUBLE)) {
       if (!index.graphOutputs.has(value)) output(value, recorded);
       return value;
@@ -206,7 +251,18 @@ export function withCalibrationOutputs(
     output(out, to);
     return out;
   };
-  const maps = new Map(asMaps.map((t) => [t.value, asFloat(t.value, true)]));
+  // A [B', H, T, T] heads map is fetched as [B, H, nW*T, T] (windows of one image and head together).
+  const mapView = (tap: Tap): string => {
+    const win = windowed(tap);
+    if (!win) return tap.value;
+    const p = `fairprune_windows/${tap.value}`;
+    const moved = fresh(`${tap.value}/fairprune_heads_first`);
+    nodes.push(makeNode('Transpose', [win.view5], [moved], fresh(`${p}/Transpose`), [intsAttr('perm', [0, 2, 1, 3, 4])]));
+    const out = fresh(`${tap.value}/fairprune_heads_map`);
+    nodes.push(makeNode('Reshape', [moved, win.dims4], [out], fresh(`${p}/Reshape_map`)));
+    return out;
+  };
+  const maps = new Map(asMaps.map((t) => [t.value, asFloat(t.value, true, mapView(t))]));
   const extras = new Map(extraOutputs.map((name) => [name, asFloat(name, false)]));
 
   const tapped: OnnxModel = {

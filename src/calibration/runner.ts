@@ -339,6 +339,10 @@ async function runCalibration(
           const t = mo ? undefined : out[tapped.maps.get(tap.value)!];
           const dims = mo ? Array.from(out[mo.dims].data as BigInt64Array, Number) : (t!.dims as readonly number[]);
           const shape = tapShape(tap, dims, rows);
+          // Windowed attention arrives as [B, H, nW*T, T]: 'cls' and 'rows' read one T x T map.
+          if (tap.kind === 'heads' && headStatistic !== 'map' && dims.length === 4 && dims[2] !== dims[3]) {
+            throw new TapShapeError(`tap '${tap.value}' (${tap.node}): windowed attention (${dims[2] / dims[3]} windows of ${dims[3]} tokens per image); head statistic '${headStatistic}' needs one T x T map per head, use 'map'`);
+          }
           let store = stores[ti];
           if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
           else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {

@@ -7,8 +7,12 @@
  * - patch: the output of the ViT patch-embedding Conv (kernel == stride) that reads the graph input
  *   (possibly through Cast/Identity). Layout [B, d, H/P, W/P].
  * - heads: the output of every Softmax over the scaled QK^T MatMul (both MatMul operands computed,
- *   not weights). Layout [B, H, T, T] (head axis 1) or [B*H, T, T] batch-major (unit b*H + h); the
+ *   not weights; scales, biases and masks computed from shapes only are not followed, Reshapes
+ *   are). Layout [B, H, T, T] (head axis 1) or [B*H, T, T] batch-major (unit b*H + h); the
  *   head count comes from the Reshape that splits the width into heads when the graph says it.
+ *   Windowed attention (Swin) is [B*nW, H, T, T], image b's windows in rows b*nW .. b*nW+nW-1,
+ *   with a shifted-window mask added on a [B, nW, H, T, T] view; the calibration pools an image's
+ *   nW windows into one map per head (moments.ts).
  */
 import { GraphError, GraphIndex, attrInt, attrInts, type NodeProto, type OnnxModel } from '../onnx/index.js';
 import type { UnitKind } from '../core/keep.js';
@@ -20,7 +24,7 @@ export type TapSelection = 'cnn' | 'vit' | 'auto' | UnitKind;
 export type TapLayout =
   /** [B, C, H, W]: unit = channel, axis 1. */
   | 'NCHW'
-  /** [B, H, T, T]: unit = head, axis 1. */
+  /** [B, H, T, T]: unit = head, axis 1 ([B*nW, H, T, T] for windowed attention, windows pooled). */
   | 'BHTT'
   /** [B*H, T, T], batch-major: the map of image b, head h is row b*H + h. */
   | '(BH)TT';
@@ -180,21 +184,84 @@ function patchTap(index: GraphIndex, n: NodeProto): Tap {
 
 // ---- attention heads ----------------------------------------------------------------------------
 
-/** The QK^T MatMul under a Softmax's scores (through scale/mask/bias ops), or undefined. */
+/**
+ * Whether a value depends on the image (not only on constants and run-time shapes). A scale
+ * computed as Pow(Cast(Shape(q)[-1]), -0.5), or a shifted-window mask built from shapes (Swin
+ * exported with folding off), is no operand to follow: the data operand is.
+ */
+const dataDerivedMemo = new WeakMap<GraphIndex, Map<string, boolean>>();
+function dataDerived(index: GraphIndex, value: string): boolean {
+  let memo = dataDerivedMemo.get(index);
+  if (!memo) dataDerivedMemo.set(index, (memo = new Map()));
+  const known = memo.get(value);
+  if (known !== undefined) return known;
+  // Iterative depth-first walk: graphs are deep (hundreds of nodes on a ViT).
+  const stack = [value];
+  while (stack.length) {
+    const v = stack[stack.length - 1];
+    if (memo.has(v)) {
+      stack.pop();
+      continue;
+    }
+    if (!v || index.constantTensor(v)) {
+      memo.set(v, false);
+      stack.pop();
+      continue;
+    }
+    const p = index.producer.get(v);
+    if (!p) {
+      memo.set(v, index.graphInputs.has(v));
+      stack.pop();
+      continue;
+    }
+    if (p.opType === 'Shape' || p.opType === 'Size') {
+      memo.set(v, false);
+      stack.pop();
+      continue;
+    }
+    const pending = p.input.filter((i) => i && !memo!.has(i));
+    if (pending.length) {
+      stack.push(...pending);
+      continue;
+    }
+    memo.set(v, p.input.some((i) => i && memo!.get(i)));
+    stack.pop();
+  }
+  return memo.get(value)!;
+}
+
+/**
+ * The QK^T MatMul under a Softmax's scores, through scale/mask/bias ops and the Reshapes of a
+ * windowed attention's shifted-window mask ([B*nW, H, T, T] viewed as [B, nW, H, T, T] to add the
+ * [nW, T, T] mask, then back), or undefined.
+ */
 function scoresMatMul(index: GraphIndex, softmax: NodeProto): NodeProto | undefined {
+  return scoresPath(index, softmax)?.matmul;
+}
+
+/** The scores MatMul and the Reshapes met between it and the Softmax (nearest the Softmax first). */
+function scoresPath(index: GraphIndex, softmax: NodeProto): { matmul: NodeProto; reshapes: NodeProto[] } | undefined {
   let v = softmax.input[0];
-  for (let hops = 0; hops < 8; hops++) {
+  const reshapes: NodeProto[] = [];
+  for (let hops = 0; hops < 12; hops++) {
     const p = index.producer.get(v);
     if (!p) return undefined;
     if (p.opType === 'MatMul') {
       // Q K^T multiplies two computed values; a Linear layer multiplies by a weight.
-      return p.input.every((i) => !index.constantTensor(i)) ? p : undefined;
+      return p.input.every((i) => !index.constantTensor(i)) ? { matmul: p, reshapes } : undefined;
+    }
+    if (p.opType === 'Reshape') {
+      reshapes.push(p);
+      v = p.input[0];
+      continue;
     }
     if (!SCORE_ELEMENTWISE.has(p.opType)) return undefined;
-    // Follow the computed operand (for Where: the scores, not the condition or the fill).
-    const computed = (p.opType === 'Where' ? p.input.slice(1) : p.input).filter((i) => i && !index.constantTensor(i));
+    // Follow the image-dependent operand (for Where: the scores, not the condition or the fill);
+    // scales, biases and masks are constants or computed from shapes only.
+    const candidates = (p.opType === 'Where' ? p.input.slice(1) : p.input).filter((i) => i && !index.constantTensor(i));
+    const computed = candidates.filter((i) => dataDerived(index, i));
     if (computed.length !== 1) {
-      // Mask added as a computed value: take the operand that leads to a MatMul soonest.
+      // Mask added as an image-dependent value: take the operand that leads to a MatMul soonest.
       const viaMatMul = computed.find((i) => index.producer.get(i)?.opType === 'MatMul');
       if (!viaMatMul) return undefined;
       v = viaMatMul;
@@ -223,11 +290,19 @@ function headTap(index: GraphIndex, n: NodeProto): Tap {
     units = staticDim(index, value, 1);
     if (units !== undefined) unitsFrom = 'shape';
   }
+  const path = scoresPath(index, n)!;
   if (units === undefined && rank !== undefined) {
-    units = headCountFromQueryReshape(index, scoresMatMul(index, n)!, rank);
+    units = headCountFromQueryReshape(index, path.matmul, rank);
+    // The Reshape back from a shifted-window mask's [B, nW, H, T, T] states H too.
+    if (units === undefined && rank === 4 && path.reshapes.length) {
+      const el = shapeElement(index, path.reshapes[0].input[1], 1);
+      if (el?.kind === 'const' && el.value > 0) units = el.value;
+    }
     if (units !== undefined) unitsFrom = 'graph';
   }
-  const shape = layout === 'BHTT' ? `[B, H${units !== undefined ? `=${units}` : ''}, T, T]` : layout === '(BH)TT' ? `[B*H${units !== undefined ? ` (H=${units})` : ''}, T, T] batch-major` : '[rank settled at run time]';
+  // A [B, nW, H, T, T] view between the scores and the Softmax: a shifted-window mask is added.
+  const windowMask = path.reshapes.some((r) => shapeVectorLength(index, r.input[1]) === 5);
+  const shape = layout === 'BHTT' ? `[B${windowMask ? '*nW' : ''}, H${units !== undefined ? `=${units}` : ''}, T, T]${windowMask ? ' (windowed, shifted-window mask)' : ''}` : layout === '(BH)TT' ? `[B*H${units !== undefined ? ` (H=${units})` : ''}, T, T] batch-major` : '[rank settled at run time]';
   return {
     value,
     kind: 'heads',
@@ -290,7 +365,7 @@ function traceQueryAxis(index: GraphIndex, value: string, axis: number): { resha
 }
 
 function computedOperand(index: GraphIndex, p: NodeProto): string {
-  const computed = p.input.filter((i) => i && !index.constantTensor(i));
+  const computed = p.input.filter((i) => i && !index.constantTensor(i) && dataDerived(index, i));
   return computed.length === 1 ? computed[0] : '';
 }
 
