@@ -6,13 +6,14 @@
  * oracles.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, openModel, saveModel, serializeModel, isExternal, OnnxFormatError } from '../src/onnx/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { calibrate, calibrateTensors, discoverTaps } from '../src/calibration/index.js';
 import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
+import { findAttentionBlocks, pruneVit } from '../src/surgery/vit/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 
@@ -40,6 +41,21 @@ describe('openModel', () => {
       expect(readFileSync(out).equals(Buffer.from(serializeModel(loaded)))).toBe(true);
     });
   }
+
+  it('a symlinked model is opened at its real path: weights referenced there, not read whole', () => {
+    const real = join(dir, 'store');
+    const links = join(dir, 'links');
+    mkdirSync(real, { recursive: true });
+    mkdirSync(links, { recursive: true });
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), join(real, 'vgg.onnx'));
+    symlinkSync(join(real, 'vgg.onnx'), join(links, 'linked.onnx'));
+    const opened = openModel(join(links, 'linked.onnx'));
+    const refs = opened.proto.graph!.initializer.filter(isExternal);
+    expect(refs.length).toBeGreaterThan(0);
+    expect(refs.every((t) => t.externalData.find((e) => e.key === 'location')?.value === 'vgg.onnx')).toBe(true);
+    expect(opened.path).toBe(join(links, 'linked.onnx'));
+    expect(Buffer.from(serializeModel(opened)).equals(Buffer.from(serializeModel(loadModel(join(real, 'vgg.onnx')))))).toBe(true);
+  });
 
   it('a truncated file is refused with the file named; an unreadable path gives loadModel\'s error', () => {
     const cut = join(dir, 'cut.onnx');
@@ -89,6 +105,28 @@ describe('pruneFiltersToFile', () => {
       pruneFiltersToFile(path, out, keeps, { overwrite: true });
       const expected = serializeModel(pruneFilters(model, keeps).model);
       expect(readFileSync(out).equals(Buffer.from(expected))).toBe(true);
+    }
+  });
+});
+
+describe('pruneVit on an opened model', () => {
+  it('slices patch channels and heads from the file (runs of a few floats) into what in-memory pruning gives', () => {
+    for (const file of ['fixtures/vit_timm_tiny.onnx', 'fixtures/vit_b16_tiny_op17.onnx']) {
+      const path = join(ROOT, file);
+      const model = loadModel(path);
+      const conv = model.proto.graph!.node.find((n) => n.opType === 'Conv')!;
+      const d = Number(model.proto.graph!.initializer.find((t) => t.name === conv.input[1])!.dims[0]);
+      const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
+      const headKeeps: KeepSet[] = findAttentionBlocks(model).map((b, i) => ({
+        tap: b.id,
+        kind: 'heads',
+        total: b.numHeads,
+        keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => b.numHeads === 1 || (h + i) % 2 === 0),
+      }));
+      const options = { pattern: 'patch+heads' as const, patchKeep, headKeeps };
+      const fromFile = pruneVit(openModel(path), options).model;
+      expect(fromFile.proto.graph!.initializer.some(isExternal)).toBe(true);
+      expect(Buffer.from(serializeModel(fromFile)).equals(Buffer.from(serializeModel(pruneVit(model, options).model)))).toBe(true);
     }
   });
 });

@@ -4,7 +4,7 @@
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
 import { GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
-import { createRuntime, runBatch, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
+import { createRuntime, runBatch, type ExecutionProvider, type ort, type RuntimeOptions } from '../runtime/session.js';
 import { imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
 import { discoverTaps, type Tap, type TapLayout, type TapSelection } from './taps.js';
@@ -63,6 +63,13 @@ export interface CalibrationOptions {
    * and 'rows' are computed by the JS kernel from the fetched maps.
    */
   headStatistic?: HeadStatistic;
+  /**
+   * Where onnxruntime runs (default 'worker'): in a worker thread, so the event loop stays free
+   * while a batch runs (the next images decode, the last batch is reduced, signals are answered),
+   * or 'inline' on the calling thread. A worker that cannot start falls back to inline
+   * (CalibrationResult.thread says which ran).
+   */
+  runtimeThread?: 'worker' | 'inline';
 }
 
 export interface TapStatistics {
@@ -90,6 +97,8 @@ export interface TapStatistics {
 export interface CalibrationResult {
   /** The execution provider that ran. */
   provider: ExecutionProvider;
+  /** Where onnxruntime ran: a worker thread or the calling thread. */
+  thread: 'worker' | 'inline';
   /** Why a requested provider was not used, if one was not. */
   fallbackReason?: string;
   inputName: string;
@@ -258,6 +267,12 @@ export function withTapOutputs(model: OnnxModel, taps: readonly Tap[]): OnnxMode
   return withGraphOutputs(model, taps.map((t) => t.value), 'tap');
 }
 
+/** The runtime thread asked for: 'worker' (the default) or 'inline'. */
+function runtimeThread(thread: CalibrationOptions['runtimeThread']): 'worker' | 'inline' {
+  if (thread !== undefined && thread !== 'worker' && thread !== 'inline') throw new RangeError(`runtimeThread must be 'worker' or 'inline', got '${String(thread)}'`);
+  return thread ?? 'worker';
+}
+
 interface DecodedBatch {
   /** rows x image values (rows > items.length only for a fixed-batch model's zero padding). */
   data: Float32Array;
@@ -301,6 +316,7 @@ async function runCalibration(
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
     intraOpNumThreads: options.intraOpNumThreads,
     memoryPattern: false,
+    thread: runtimeThread(options.runtimeThread),
   });
   timing.sessionMs = performance.now() - t0;
   try {
@@ -316,58 +332,73 @@ async function runCalibration(
       ...new Set([...tapped.moments.flatMap((o) => [o.mean, o.m2, o.m3, o.dims, ...(o.e1 ? [o.e1] : [])]), ...tapped.maps.values(), ...tapped.extras.values()]),
     ];
 
-    let pending = decodeNext();
+    // Reduces one finished batch into the stores (in batch order, so `first` is its first image).
+    const reduceRun = (decoded: DecodedBatch, out: Record<string, ort.Tensor>) => {
+      const count = decoded.items.length;
+      const rows = decoded.rows;
+      const first = measured.length;
+      taps.forEach((tap, ti) => {
+        const mo = momentsOf.get(tap);
+        const t = mo ? undefined : out[tapped.maps.get(tap.value)!];
+        const dims = mo ? Array.from(out[mo.dims].data as BigInt64Array, Number) : (t!.dims as readonly number[]);
+        const shape = tapShape(tap, dims, rows);
+        // Windowed attention arrives as [B, H, nW*T, T]: 'cls' and 'rows' read one T x T map.
+        if (tap.kind === 'heads' && headStatistic !== 'map' && dims.length === 4 && dims[2] !== dims[3]) {
+          throw new TapShapeError(`tap '${tap.value}' (${tap.node}): windowed attention (${dims[2] / dims[3]} windows of ${dims[3]} tokens per image); head statistic '${headStatistic}' needs one T x T map per head, use 'map'`);
+        }
+        let store = stores[ti];
+        if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
+        else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
+          throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
+        }
+        // Padding rows of a fixed-batch model are not measured.
+        if (mo) {
+          const [mean, m2, m3] = [mo.mean, mo.m2, mo.m3].map((name) => out[name].data as Float64Array | Float32Array);
+          reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first, mo.e1 ? (out[mo.e1].data as Float64Array) : undefined);
+        } else {
+          const data = (t!.data as Float32Array | Float64Array).subarray(0, count * shape.units * shape.mapSize);
+          if (tap.kind === 'heads') reduceHeadBatch(headStatistic, data, count, shape.units, shape.mapSize, store.values, total, first);
+          else reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
+        }
+      });
+      if (collectLogits) {
+        const l = out[tapped.extras.get(plan.logitsName!)!];
+        const per = (l.data as Float32Array).length / rows;
+        logitDims = (l.dims as readonly number[]).slice(1);
+        logitChunks.push((l.data as Float32Array).slice(0, count * per));
+      }
+      measured.push(...decoded.items);
+    };
+
+    // A pipeline two batches deep: while batch k runs (in the worker thread), batch k+1 is decoded
+    // and queued behind it, and batch k-1's outputs are reduced here. Errors surface when awaited.
+    const quiet = <T>(p: Promise<T>) => (p.catch(() => undefined), p);
+    let pending = quiet(decodeNext());
+    let previous: { decoded: DecodedBatch; run?: Promise<Record<string, ort.Tensor>>; batch: number } | undefined;
     for (let batch = 1; ; batch++) {
       t0 = performance.now();
       const decoded = await pending;
       timing.waitMs += performance.now() - t0;
-      if (!decoded) break;
-      // Decode the next batch while this one runs.
-      pending = decodeNext();
-      pending.catch(() => undefined); // surfaced when awaited
-      skipped.push(...decoded.skipped);
-      const count = decoded.items.length;
-      if (count > 0) {
-        const rows = decoded.rows;
-        t0 = performance.now();
-        const out = await runBatch(rt, decoded.data, [rows, ...imageDims], outputNames, inputName, 'native');
-        const t1 = performance.now();
-        timing.inferenceMs += t1 - t0;
-        const first = measured.length;
-        taps.forEach((tap, ti) => {
-          const mo = momentsOf.get(tap);
-          const t = mo ? undefined : out[tapped.maps.get(tap.value)!];
-          const dims = mo ? Array.from(out[mo.dims].data as BigInt64Array, Number) : (t!.dims as readonly number[]);
-          const shape = tapShape(tap, dims, rows);
-          // Windowed attention arrives as [B, H, nW*T, T]: 'cls' and 'rows' read one T x T map.
-          if (tap.kind === 'heads' && headStatistic !== 'map' && dims.length === 4 && dims[2] !== dims[3]) {
-            throw new TapShapeError(`tap '${tap.value}' (${tap.node}): windowed attention (${dims[2] / dims[3]} windows of ${dims[3]} tokens per image); head statistic '${headStatistic}' needs one T x T map per head, use 'map'`);
-          }
-          let store = stores[ti];
-          if (!store) store = stores[ti] = { ...shape, values: new Float64Array(shape.units * total) };
-          else if (store.units !== shape.units || store.mapSize !== shape.mapSize) {
-            throw new TapShapeError(`tap '${tap.value}' changed shape between batches: ${store.units}x${store.mapSize} then ${shape.units}x${shape.mapSize}`);
-          }
-          // Padding rows of a fixed-batch model are not measured.
-          if (mo) {
-            const [mean, m2, m3] = [mo.mean, mo.m2, mo.m3].map((name) => out[name].data as Float64Array | Float32Array);
-            reduceMoments(mean, m2, m3, count, shape.units, store.values, total, first, mo.e1 ? (out[mo.e1].data as Float64Array) : undefined);
-          } else {
-            const data = (t!.data as Float32Array | Float64Array).subarray(0, count * shape.units * shape.mapSize);
-            if (tap.kind === 'heads') reduceHeadBatch(headStatistic, data, count, shape.units, shape.mapSize, store.values, total, first);
-            else reduceBatch(data, count, shape.units, shape.mapSize, store.values, total, first);
-          }
-        });
-        if (collectLogits) {
-          const l = out[tapped.extras.get(plan.logitsName!)!];
-          const per = (l.data as Float32Array).length / rows;
-          logitDims = (l.dims as readonly number[]).slice(1);
-          logitChunks.push((l.data as Float32Array).slice(0, count * per));
-        }
-        timing.statisticsMs += performance.now() - t1;
-        measured.push(...decoded.items);
+      let current: typeof previous;
+      if (decoded) {
+        pending = quiet(decodeNext());
+        skipped.push(...decoded.skipped);
+        const run = decoded.items.length > 0 ? quiet(runBatch(rt, decoded.data, [decoded.rows, ...imageDims], outputNames, inputName, 'native')) : undefined;
+        current = { decoded, run, batch };
       }
-      options.onProgress?.({ batch, batches, images: measured.length, total, skipped: skipped.length });
+      if (previous) {
+        if (previous.run) {
+          t0 = performance.now();
+          const out = await previous.run;
+          const t1 = performance.now();
+          timing.inferenceMs += t1 - t0;
+          reduceRun(previous.decoded, out);
+          timing.statisticsMs += performance.now() - t1;
+        }
+        options.onProgress?.({ batch: previous.batch, batches, images: measured.length, total, skipped: skipped.length });
+      }
+      if (!decoded) break;
+      previous = current;
     }
     if (!measured.length) throw new Error(`no calibration image could be read (${skipped.length} skipped; first: ${skipped[0]?.image}: ${skipped[0]?.reason})`);
 
@@ -396,6 +427,7 @@ async function runCalibration(
 
     const result: CalibrationResult = {
       provider: rt.provider,
+      thread: rt.thread,
       fallbackReason: rt.fallbackReason,
       inputName,
       batchSize: plan.batchSize,

@@ -83,6 +83,7 @@ export function validateEvaluateOptions(model: unknown, dataset: unknown, option
   const o = checkOptionsObject('options', options);
   checkRunOptions(o);
   checkFunction(o, 'onProgress');
+  checkOneOf(o, 'runtimeThread', ['worker', 'inline']);
   if (o.fairnessGroups !== undefined && !(Array.isArray(o.fairnessGroups) && o.fairnessGroups.every((g) => typeof g === 'string'))) {
     throw new OptionError('fairnessGroups', o.fairnessGroups, 'must be an array of group names');
   }

@@ -39,6 +39,11 @@ export interface EvaluateOptions {
    * that evaluates several models one after another decodes each image once per recipe.
    */
   decoded?: Map<string, Float32Array>;
+  /**
+   * Where onnxruntime runs (default 'worker'): a worker thread per model, so the event loop stays
+   * free during a batch (decoding the next images, progress, signals), or 'inline' on this thread.
+   */
+  runtimeThread?: 'worker' | 'inline';
 }
 
 export interface EvaluationResult {
@@ -101,7 +106,7 @@ async function prepare(model: OnnxModel | string, dataset: Dataset, options: Eva
   const width = outName ? index.shapeOf(outName)?.at(-1) : undefined;
   if (typeof width === 'number') dataset.checkOutputWidth(width, name);
   const endsInSoftmax = !!outName && index.producer.get(outName)?.opType === 'Softmax';
-  const rt = await createRuntime(m, { executionProviders: options.executionProviders ?? ['cpu'], strict: options.strict });
+  const rt = await createRuntime(m, { executionProviders: options.executionProviders ?? ['cpu'], strict: options.strict, thread: options.runtimeThread ?? 'worker' });
   const fixedBatch = input ? index.fixedBatch(input.name) : undefined;
   return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax, ...(fixedBatch ? { fixedBatch } : {}) };
 }

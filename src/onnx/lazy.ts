@@ -5,7 +5,7 @@
  * tensors (readTensor, saveModel, onnxruntime via a weightless session file) then reads them from
  * the file when needed, so a 500 MB model costs a few MB of memory to open.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, constants as fsConstants } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, constants as fsConstants } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
@@ -27,11 +27,15 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
   const file = resolve(path);
   const threshold = options.referenceFrom ?? 4096;
   let fd: number;
+  // A symlinked model (a models folder linked in) is walked at its real path, and its weights are
+  // referenced there: a reference must name a regular file, never a link.
+  let real = file;
   try {
     // Only regular files are walked (a FIFO would block the open); loadModel's error names the
     // file and the reason for anything else.
     if (!statSync(file).isFile()) return loadModel(path);
-    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    if (lstatSync(file).isSymbolicLink()) real = realpathSync(file);
+    fd = openSync(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch {
     return loadModel(path);
   }
@@ -41,6 +45,7 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
     const modelRest: Uint8Array[] = [];
     const graphRest: Uint8Array[] = [];
     const inits: TensorProto[] = [];
+    const own = new Set<TensorProto>();
     let graphSeen = false;
     r.fields(0, r.size, (field, wire, start, valueStart, end) => {
       if (field !== 7 || wire !== 2) return void modelRest.push(r.read(start, end));
@@ -55,7 +60,10 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
           else rest.push(r.read(tStart, tEnd));
         });
         const t = fromBinary(TensorProtoSchema, concat(rest), { readUnknownFields: true });
-        if (raw) setExternal(t, basename(file), raw[0], raw[1]);
+        if (raw) {
+          setExternal(t, basename(real), raw[0], raw[1]);
+          own.add(t);
+        }
         inits.push(t);
       });
     });
@@ -63,9 +71,12 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
     const proto = fromBinary(ModelProtoSchema, concat(modelRest), { readUnknownFields: true });
     proto.graph = fromBinary(GraphProtoSchema, concat(graphRest), { readUnknownFields: true });
     proto.graph.initializer = inits;
+    // Through a symlink, external data files of the model's own are relative to the link's folder
+    // (as loadModel reads them), not the real one: such a model is read the plain way.
+    if (real !== file && inits.some((t) => t.externalData.length && !own.has(t))) return loadModel(path);
     const ir = Number(proto.irVersion);
     if (!(ir >= SUPPORTED_IR_VERSIONS[0] && ir <= SUPPORTED_IR_VERSIONS[1])) throw new UnsupportedIrVersionError(path, ir, SUPPORTED_IR_VERSIONS);
-    return { proto, path: file, baseDir: dirname(file) };
+    return { proto, path: file, baseDir: dirname(real) };
   } catch (e) {
     if (e instanceof UnsupportedWire) return loadModel(path);
     if (e instanceof OnnxFormatError || e instanceof UnsupportedIrVersionError) throw e;

@@ -8,6 +8,9 @@ import { TempFile } from '../onnx/files.js';
 import * as ort from 'onnxruntime-node';
 import { serializeModel, type OnnxModel } from '../onnx/io.js';
 import { float16ToFloat32, float32ToFloat16, isExternal } from '../onnx/tensor.js';
+import { inlineSession, WorkerSession, type RuntimeSession } from './worker.js';
+
+export type { RuntimeSession } from './worker.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -32,10 +35,18 @@ export interface RuntimeOptions {
    * inference 757-785 MiB).
    */
   memoryPattern?: boolean;
+  /**
+   * Where the session runs (default 'inline'): 'worker' puts it in a worker thread
+   * (src/runtime/worker.ts), so a batch does not hold the event loop; calibration and evaluation
+   * ask for it. Where a worker thread cannot start, the session runs inline.
+   */
+  thread?: 'inline' | 'worker';
 }
 
 export interface Runtime {
-  session: ort.InferenceSession;
+  session: RuntimeSession;
+  /** Where the session runs. */
+  thread: 'inline' | 'worker';
   /** The provider the session actually uses. */
   provider: ExecutionProvider;
   /** Why a requested provider was not used, if one was not. */
@@ -75,17 +86,64 @@ function weightlessFile(model: OnnxModel): TempFile | undefined {
 
 /** Creates a session for a model (loaded, bytes, or path). */
 export async function createRuntime(model: OnnxModel | Uint8Array | string, options: RuntimeOptions = {}): Promise<Runtime> {
-  if (typeof model === 'string' || model instanceof Uint8Array) return createFrom(model, options);
+  if (typeof model === 'string' || model instanceof Uint8Array) return createFrom(model, options, false);
   const file = weightlessFile(model);
-  if (!file) return createFrom(serializeModel(model), options);
+  // Bytes serialized here are nobody else's: a worker takes them without a copy.
+  if (!file) return createFrom(serializeModel(model), options, true);
   try {
-    return await createFrom(file.path, options);
+    return await createFrom(file.path, options, false);
   } finally {
     file.discard();
   }
 }
 
-async function createFrom(source: Uint8Array | string, options: RuntimeOptions): Promise<Runtime> {
+/** Creates sessions from one source, in this thread or in a worker that holds the source. */
+interface Creator {
+  create(opts: ort.InferenceSession.SessionOptions): Promise<RuntimeSession>;
+  /** Ends a worker whose session never came to be. */
+  abandon(): Promise<void>;
+  thread: 'inline' | 'worker';
+}
+
+async function creator(source: Uint8Array | string, options: RuntimeOptions, owned: boolean): Promise<Creator> {
+  if (options.thread === 'worker') {
+    let w: WorkerSession | undefined;
+    try {
+      w = new WorkerSession();
+      await w.load(source, owned);
+      const worker = w;
+      return {
+        create: async (opts) => {
+          await worker.create(opts);
+          return worker;
+        },
+        abandon: () => worker.release(),
+        thread: 'worker',
+      };
+    } catch {
+      // No worker thread here (or it could not take the model): run inline.
+      await w?.release().catch(() => undefined);
+      if (owned && typeof source !== 'string' && source.byteLength === 0) throw new RuntimeRunError('onnxruntime worker thread failed after taking the model');
+    }
+  }
+  return {
+    create: async (opts) => inlineSession(await create(source, opts)),
+    abandon: async () => undefined,
+    thread: 'inline',
+  };
+}
+
+async function createFrom(source: Uint8Array | string, options: RuntimeOptions, owned: boolean): Promise<Runtime> {
+  const make = await creator(source, options, owned);
+  try {
+    return await createWith(make, options);
+  } catch (e) {
+    await make.abandon().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function createWith(make: Creator, options: RuntimeOptions): Promise<Runtime> {
   const wanted = options.executionProviders ?? ['cpu'];
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'extended',
@@ -98,8 +156,8 @@ async function createFrom(source: Uint8Array | string, options: RuntimeOptions):
     if (ep === 'cpu') break;
     try {
       // Quiet: onnxruntime would log its own error line for a provider it cannot load.
-      const session = await create(source, { ...base, logSeverityLevel: 4, executionProviders: [ep] });
-      return describe(session, ep, undefined);
+      const session = await make.create({ ...base, logSeverityLevel: 4, executionProviders: [ep] });
+      return describe(session, make.thread, ep, undefined);
     } catch (e) {
       fallbackReason = `${ep.toUpperCase()} execution provider unavailable: ${firstLine((e as Error).message)}`;
       if (options.strict) throw new Error(`${fallbackReason} (strict mode: no CPU fallback)`);
@@ -109,21 +167,21 @@ async function createFrom(source: Uint8Array | string, options: RuntimeOptions):
     warned.add(fallbackReason);
     (options.warn ?? console.warn)(`fairprune: ${fallbackReason}; running on CPU`);
   }
-  let session: ort.InferenceSession;
+  let session: RuntimeSession;
   try {
-    session = await create(source, { ...base, executionProviders: ['cpu'] });
+    session = await make.create({ ...base, executionProviders: ['cpu'] });
   } catch (e) {
     throw new RuntimeRunError(`onnxruntime cannot load the model: ${oneLine((e as Error).message)}`);
   }
-  return describe(session, 'cpu', fallbackReason);
+  return describe(session, make.thread, 'cpu', fallbackReason);
 }
 
 function create(source: Uint8Array | string, opts: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
   return typeof source === 'string' ? ort.InferenceSession.create(source, opts) : ort.InferenceSession.create(source, opts);
 }
 
-function describe(session: ort.InferenceSession, provider: ExecutionProvider, fallbackReason: string | undefined): Runtime {
-  return { session, provider, fallbackReason, inputNames: session.inputNames, outputNames: session.outputNames };
+function describe(session: RuntimeSession, thread: 'inline' | 'worker', provider: ExecutionProvider, fallbackReason: string | undefined): Runtime {
+  return { session, thread, provider, fallbackReason, inputNames: session.inputNames, outputNames: session.outputNames };
 }
 
 function firstLine(s: string): string {
@@ -203,7 +261,7 @@ export async function runBatch(
   let res: Record<string, ort.Tensor>;
   try {
     const feeds = { [inputName]: tensor };
-    res = outputs ? await rt.session.run(feeds, outputs) : await rt.session.run(feeds);
+    res = await rt.session.run(feeds, outputs);
   } catch (e) {
     throw new RuntimeRunError(`onnxruntime failed on input '${inputName}' [${dims.join(', ')}]: ${oneLine((e as Error).message)}`);
   }
