@@ -1,7 +1,8 @@
 /**
  * Constant folding of weight subgraphs: every node whose inputs are all constant and whose op is a
- * pure data rewrite (Constant, ConstantOfShape, Transpose, Reshape, Cast, Squeeze, Unsqueeze)
- * becomes an initializer of the same name. Exporters write weights in several ways (initializers,
+ * pure data rewrite (Constant, ConstantOfShape, Transpose, Reshape, Cast, Squeeze, Unsqueeze,
+ * Gather) becomes an initializer of the same name. Gather covers Swin's relative position bias
+ * with folding off: the [(2W-1)^2, H] table gathered by a constant index at run time. Exporters write weights in several ways (initializers,
  * Constant nodes as Paddle2ONNX does, torch's `do_constant_folding=False` Transpose of a Linear
  * weight); after this pass, analyses see one kind of weight.
  *
@@ -16,7 +17,7 @@ import { elementCount, makeTensor, readFloat32, readInts, readTensor, tensorDims
 /** Tensors larger than this are left as they are (folding must not blow up memory). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
 
-const FOLDABLE = new Set(['Constant', 'ConstantOfShape', 'Transpose', 'Reshape', 'Cast', 'Squeeze', 'Unsqueeze']);
+const FOLDABLE = new Set(['Constant', 'ConstantOfShape', 'Transpose', 'Reshape', 'Cast', 'Squeeze', 'Unsqueeze', 'Gather']);
 
 export interface FoldResult {
   /** Labels of the nodes replaced by initializers, in graph order. */
@@ -34,7 +35,12 @@ export function foldConstants(graph: GraphProto, opset: number, baseDir?: string
   const replaced = new Map<NodeProto, TensorProto>();
   for (const node of index.topologicalOrder()) {
     if (!FOLDABLE.has(node.opType) || node.output.length !== 1 || node.attribute.some((a) => a.type === AttributeType.GRAPH)) continue;
-    const inputs = node.input.map((i) => (i === '' ? undefined : known.get(i)));
+    // Read through Identity aliases (torch shares equal buffers that way) without folding them.
+    const constant = (v: string): TensorProto | undefined => {
+      for (let p = index.producer.get(v); !known.has(v) && p?.opType === 'Identity'; p = index.producer.get(v)) v = p.input[0];
+      return known.get(v);
+    };
+    const inputs = node.input.map((i) => (i === '' ? undefined : constant(i)));
     if (node.input.some((i, k) => i !== '' && !inputs[k])) continue;
     let t: TensorProto | undefined;
     try {
@@ -126,6 +132,27 @@ function evaluate(node: NodeProto, inputs: (TensorProto | undefined)[], opset: n
       const x = inputs[0]!;
       const to = attrInt(node, 'to', 0);
       return cast(x, to, baseDir);
+    }
+    case 'Gather': {
+      const x = inputs[0]!;
+      const dims = tensorDims(x);
+      const indexDims = tensorDims(inputs[1]!);
+      const rawAxis = attrInt(node, 'axis', 0);
+      const axis = rawAxis < 0 ? rawAxis + dims.length : rawAxis;
+      if (axis < 0 || axis >= dims.length) return undefined;
+      const size = dims[axis];
+      const idx = readInts(inputs[1]!, baseDir).map((i) => (i < 0 ? i + size : i));
+      if (idx.some((i) => i < 0 || i >= size)) return undefined;
+      const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+      const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const outDims = [...dims.slice(0, axis), ...indexDims, ...dims.slice(axis + 1)];
+      if (elementCount(outDims) > MAX_FOLDED_ELEMENTS) return undefined;
+      const src = read(x) as Float32Array;
+      const out = new (src.constructor as new (n: number) => Float32Array)(outer * idx.length * inner);
+      for (let o = 0; o < outer; o++) {
+        for (let k = 0; k < idx.length; k++) out.set(src.subarray((o * size + idx[k]) * inner, (o * size + idx[k] + 1) * inner), (o * idx.length + k) * inner);
+      }
+      return withData(outDims, out, x.dataType);
     }
   }
   return undefined;
