@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, openModel, saveModel, serializeModel, isExternal, OnnxFormatError } from '../src/onnx/index.js';
+import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { calibrate, calibrateTensors, discoverTaps } from '../src/calibration/index.js';
 import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
 import { findAttentionBlocks, pruneVit } from '../src/surgery/vit/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
+import { tinyCnn } from './helpers/graph-builder.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MODELS = ['fixtures/vgg11_w8.onnx', 'fixtures/vit_timm_tiny.onnx', 'models/vgg11_pad.onnx'];
@@ -106,6 +107,80 @@ describe('pruneFiltersToFile', () => {
       const expected = serializeModel(pruneFilters(model, keeps).model);
       expect(readFileSync(out).equals(Buffer.from(expected))).toBe(true);
     }
+  });
+});
+
+describe('slices of file-held tensors (gathered, read when needed)', () => {
+  it('pruning an opened model reads no sliced weight; saving, serializing, cloning, sessions and readers all see the in-memory slice', async () => {
+    const path = join(ROOT, 'fixtures/vgg11_w8.onnx');
+    const rand = mulberry32(5);
+    const keeps: KeepSet[] = discoverTaps(loadModel(path), 'cnn').map((t) => ({
+      tap: t.value,
+      kind: 'filters',
+      total: t.units!,
+      keep: Array.from({ length: t.units! }, (_, i) => i).filter((i) => i === 0 || rand() < 0.7),
+    }));
+    const expected = pruneFilters(loadModel(path), keeps).model;
+    const fresh = () => pruneFilters(openModel(path), keeps).model;
+    const pruned = fresh();
+    const gatheredNames = pruned.proto.graph!.initializer.filter((t) => gatherOf(t)).map((t) => t.name);
+    expect(gatheredNames.length).toBeGreaterThan(0);
+    const bytes = Buffer.from(serializeModel(expected));
+    expect(Buffer.from(serializeModel(cloneModel(pruned))).equals(bytes)).toBe(true);
+    expect(Buffer.from(serializeModel(pruned)).equals(bytes)).toBe(true);
+    const out = join(dir, 'gathered.onnx');
+    saveModel(pruned, out, { overwrite: true });
+    expect(readFileSync(out).equals(bytes)).toBe(true);
+    // Relocated to an external-data file: the same values.
+    const ext = join(dir, 'gathered-ext.onnx');
+    saveModel(fresh(), ext, { overwrite: true, externalDataThreshold: 256 });
+    const back = loadModel(ext);
+    for (const t of expected.proto.graph!.initializer) {
+      const u = back.proto.graph!.initializer.find((x) => x.name === t.name)!;
+      expect(Buffer.from(tensorBytes(u, dir)).equals(Buffer.from(tensorBytes(t)))).toBe(true);
+    }
+    // A session from the pruned, still-gathered model computes what the in-memory one does.
+    const x = Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rand() - 0.5);
+    const [ra, rb] = [await createRuntime(expected), await createRuntime(fresh())];
+    const [ya, yb] = [await runBatch(ra, x, [2, 3, 32, 32]), await runBatch(rb, x, [2, 3, 32, 32])];
+    expect(Array.from(yb[rb.outputNames[0]].data as Float32Array)).toEqual(Array.from(ya[ra.outputNames[0]].data as Float32Array));
+    await ra.session.release();
+    await rb.session.release();
+    // Reading a gathered tensor reads its runs once; it is then an ordinary inline tensor.
+    const t = pruned.proto.graph!.initializer.find((u) => u.name === gatheredNames[0])!;
+    const values = readTensor(t);
+    expect(gatherOf(t)).toBeUndefined();
+    expect(Array.from(values as Float32Array)).toEqual(Array.from(readTensor(expected.proto.graph!.initializer.find((u) => u.name === t.name)!) as Float32Array));
+  });
+});
+
+describe('gathered runs longer than the copy buffer', () => {
+  it('are read and saved piece by piece into the same bytes as slicing in memory', () => {
+    const model = tinyCnn();
+    const width = 2_500_000; // 10 MB rows: past the 8 MiB buffer
+    const values = Float32Array.from({ length: 2 * width }, (_, i) => (i % 9973) - i / 7);
+    model.proto.graph!.initializer.push(makeTensor('big', [2, width], values));
+    const file = join(dir, 'big.onnx');
+    saveModel(model, file, { overwrite: true, externalDataThreshold: 1 << 20 });
+    const keep = (i: number) => i < 2_300_000 || (i >= 2_400_000 && i < 2_450_000);
+    const kept = Array.from({ length: width }, (_, i) => i).filter(keep);
+    const expected = Float32Array.from({ length: 2 * kept.length }, (_, k) => values[Math.floor(k / kept.length) * width + kept[k % kept.length]]);
+    const read = () => {
+      const m = loadModel(file);
+      const t = m.proto.graph!.initializer.find((u) => u.name === 'big')!;
+      setGathered(t, [2, kept.length], externalSpan(t, dir), width * 4, [[0, 2_300_000 * 4], [2_400_000 * 4, 50_000 * 4]]);
+      return { m, t };
+    };
+    const a = read();
+    const out = join(dir, 'big-sliced.onnx');
+    saveModel(a.m, out, { overwrite: true });
+    const saved = loadModel(out).proto.graph!.initializer.find((u) => u.name === 'big')!;
+    expect(Buffer.from(tensorBytes(saved)).equals(Buffer.from(expected.buffer))).toBe(true);
+    const b = read();
+    expect(Buffer.from(serializeModel(b.m)).equals(readFileSync(out))).toBe(true);
+    expect(Buffer.from(tensorBytes(read().t)).equals(Buffer.from(expected.buffer))).toBe(true);
+    rmSync(file);
+    rmSync(`${file}.data`);
   });
 });
 

@@ -24,7 +24,7 @@ import {
   type ValueInfoProto,
 } from './proto.js';
 import { GraphError } from './errors.js';
-import { readFloat32, readInts, readTensor, tensorDims, type TensorArray } from './tensor.js';
+import { readFloat32, readInts, readTensor, sharePayload, tensorDims, type TensorArray } from './tensor.js';
 
 /** A dimension: a number when static, a symbolic name or undefined when not. */
 export type Dim = number | string | undefined;
@@ -387,6 +387,7 @@ export function ownInitializer(index: GraphIndex, node: NodeProto, inputIndex: n
   copy.name = index.uniqueName(`${name}_${node.name || node.output[0]}`);
   // clone() shares the Uint8Array of raw_data: give the copy its own bytes.
   copy.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
+  sharePayload(t, copy);
   index.graph.initializer.push(copy);
   index.initializers.set(copy.name, copy);
   node.input[inputIndex] = copy.name;

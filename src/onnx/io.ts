@@ -13,7 +13,7 @@ import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto,
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
 import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
-import { externalSpan, isExternal, openSpan, rawByteLength, readExternalBytes, readFully, setExternal, tensorBytes, type ExternalSpan } from './tensor.js';
+import { copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, setExternal, sharePayload, tensorBytes, type ExternalSpan, type Gather } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
 export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
@@ -51,6 +51,7 @@ export function cloneModel(model: OnnxModel): OnnxModel {
   const copies = proto.graph ? [...allTensors(proto.graph)] : [];
   copies.forEach((t, i) => {
     if (payloads[i].byteLength) t.rawData = payloads[i];
+    sharePayload(source[i], t);
   });
   return { proto, baseDir: model.baseDir };
 }
@@ -229,14 +230,24 @@ export function serializeModel(model: OnnxModel, name = model.path ?? '<model>',
   let off = 0;
   for (const c of chunks) {
     if (c instanceof Uint8Array) out.set(c, off);
-    else copySpan(c, name, (bytes, at) => out.set(bytes, off + at), (n) => out.subarray(off, off + n));
+    else if (isGather(c)) {
+      let at = off;
+      copyGather(c, () => undefined, (n) => out.subarray(at, (at += n)));
+    } else copySpan(c, name, (bytes, at) => out.set(bytes, off + at), (n) => out.subarray(off, off + n));
     off += chunkLength(c);
   }
   return out;
 }
 
-/** A piece of the encoded model: bytes, or a span of a file (external data) copied when written. */
-type Chunk = Uint8Array | ExternalSpan;
+/**
+ * A piece of the encoded model: bytes, a span of a file (external data), or runs of a file (a
+ * slice not read yet), copied when written.
+ */
+type Chunk = Uint8Array | ExternalSpan | Gather;
+
+function isGather(c: Chunk): c is Gather {
+  return !(c instanceof Uint8Array) && 'runs' in c;
+}
 
 function chunkLength(c: Chunk): number {
   return c instanceof Uint8Array ? c.byteLength : c.length;
@@ -338,6 +349,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
     // small buffer, never read whole into memory.
     for (const c of chunks) {
       if (c instanceof Uint8Array) out.write(c);
+      else if (isGather(c)) copyGather(c, (bytes) => out.write(bytes));
       else copySpan(c, path, (bytes) => out.write(bytes));
     }
     main.finish();
@@ -410,7 +422,7 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
   // Refuse before reading or writing anything when the inline payload alone passes 2 GiB.
   let inlineBytes = 0;
   for (const t of allTensors(graph)) {
-    const bytes = isExternal(t) ? rawByteLength(t) : t.rawData.byteLength;
+    const bytes = isExternal(t) ? rawByteLength(t) : (gatherOf(t)?.length ?? t.rawData.byteLength);
     const initializer = graph.initializer.includes(t);
     if (!(ext && bytes >= ext.threshold && initializer) && !(keepExternal && initializer && isExternal(t))) inlineBytes += bytes;
   }
@@ -421,6 +433,8 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
   const initSet = new Set(inits);
   try {
     for (const t of allTensors(graph)) {
+      // Only initializers are written from their runs; a gathered attribute tensor is read here.
+      if (!initSet.has(t)) materialize(t);
       if (!isExternal(t) || initSet.has(t)) continue;
       touched.push([t, { externalData: t.externalData, dataLocation: t.dataLocation }]);
       const bytes = readExternalBytes(t, model.baseDir, name);
@@ -463,11 +477,18 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
 function encodeInitializer(t: TensorProto, model: OnnxModel, ext: Externalize | undefined): Chunk[] {
   const name = model.path ?? '<model>';
   const external = isExternal(t);
-  const size = external ? rawByteLength(t) : t.rawData.byteLength;
+  const gather = gatherOf(t);
+  const size = external ? rawByteLength(t) : (gather?.length ?? t.rawData.byteLength);
   const relocate = !!ext && size >= ext.threshold;
-  // External bytes that stay inline are copied from their file when written (a span), not read here.
+  // External bytes and gathered runs that stay inline are copied from their file when written, not read here.
   const payload: Chunk | undefined =
-    external && !relocate ? externalSpan(t, model.baseDir, name) : external || size >= STREAM_MIN_BYTES || relocate ? tensorBytes(t, model.baseDir, name) : undefined;
+    external && !relocate
+      ? externalSpan(t, model.baseDir, name)
+      : gather && !relocate
+        ? gather
+        : external || gather || size >= STREAM_MIN_BYTES || relocate
+          ? tensorBytes(t, model.baseDir, name)
+          : undefined;
   if (!payload) {
     const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
     return [lengthPrefix(5, body.byteLength), body];

@@ -179,6 +179,7 @@ export function readExternalBytes(t: TensorProto, baseDir: string | undefined, m
 
 /** The tensor's raw little-endian bytes, whichever way it is stored. */
 export function tensorBytes(t: TensorProto, baseDir?: string, modelFile?: string): Uint8Array {
+  materialize(t);
   if (isExternal(t)) return readExternalBytes(t, baseDir, modelFile);
   if (t.rawData.length > 0 || elementCount(t.dims) === 0) return t.rawData;
   return typedFieldBytes(t);
@@ -391,6 +392,15 @@ export function writeTensor(t: TensorProto, dims: readonly number[], values: Ten
   if (bytes.byteLength !== expected) {
     throw new GraphError(`tensor '${t.name}': ${bytes.byteLength} bytes of data for dims [${dims.join(', ')}] of ${dataTypeName(t.dataType)} (${expected} expected)`);
   }
+  clearPayload(t, dims);
+  // A fresh copy unless adopted or freshly converted: the new values must not alias the caller's
+  // array or the old file buffer.
+  t.rawData = options.adopt || data !== values ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}
+
+/** New dims and no data in any field (inline, typed, external or gathered). */
+function clearPayload(t: TensorProto, dims: readonly number[]): void {
+  gathered.delete(t);
   t.dims = dims.map((d) => BigInt(d));
   t.floatData = [];
   t.int32Data = [];
@@ -399,9 +409,8 @@ export function writeTensor(t: TensorProto, dims: readonly number[], values: Ten
   t.uint64Data = [];
   t.externalData = [];
   clearField(t, TensorProtoSchema.field.dataLocation);
-  // A fresh copy unless adopted or freshly converted: the new values must not alias the caller's
-  // array or the old file buffer.
-  t.rawData = options.adopt || data !== values ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+  t.rawData = new Uint8Array(0);
+  clearField(t, TensorProtoSchema.field.rawData);
 }
 
 const DTYPE_OF: [Ctor | Function, number][] = [
@@ -433,6 +442,7 @@ export function makeInt64Tensor(name: string, values: readonly number[], dims: r
 
 /** Marks a tensor as stored externally at `location`, `offset`, `length` and drops its inline data. */
 export function setExternal(t: TensorProto, location: string, offset: number, length: number): void {
+  gathered.delete(t);
   t.rawData = new Uint8Array(0);
   clearField(t, TensorProtoSchema.field.rawData);
   t.externalData = [
@@ -441,4 +451,121 @@ export function setExternal(t: TensorProto, location: string, offset: number, le
     create(StringStringEntryProtoSchema, { key: 'length', value: String(length) }),
   ];
   t.dataLocation = DataLocation.EXTERNAL;
+}
+
+/**
+ * A payload not read yet: runs of bytes of a file-held tensor, gathered in order. Slicing a tensor
+ * that lies in a file (openModel, external data) records the kept runs here instead of reading
+ * them; saving copies the runs from the file into the output through a small buffer, so a sliced
+ * 333 MiB classifier weight is never held in memory. Any reader of the values (tensorBytes,
+ * readTensor) reads the runs once and the tensor becomes an ordinary inline one.
+ */
+export interface Gather {
+  /** The source tensor's bytes in its file. */
+  span: ExternalSpan;
+  /** The source seen as `rows` rows of `rowBytes`; each row keeps `runs` ([start, length] in bytes, in order). */
+  rows: number;
+  rowBytes: number;
+  runs: readonly (readonly [number, number])[];
+  /** Bytes of the gathered payload. */
+  length: number;
+}
+
+const gathered = new WeakMap<TensorProto, Gather>();
+
+/**
+ * Makes `t` a gathered tensor of `dims`: its payload is `runs` of every row of `span` (see
+ * {@link Gather}); inline and external data are dropped. The runs must fill dims exactly.
+ */
+export function setGathered(t: TensorProto, dims: readonly number[], span: ExternalSpan, rowBytes: number, runs: readonly (readonly [number, number])[]): void {
+  const rows = span.length / rowBytes;
+  const length = rows * runs.reduce((a, r) => a + r[1], 0);
+  const expected = Math.ceil((elementCount(dims) * bitsPerElement(t.dataType)) / 8);
+  if (!Number.isInteger(rows) || length !== expected || runs.some(([at, n]) => at < 0 || n < 0 || at + n > rowBytes)) {
+    throw new GraphError(`tensor '${t.name}': runs of ${rowBytes}-byte rows do not give dims [${dims.join(', ')}] of ${dataTypeName(t.dataType)}`);
+  }
+  clearPayload(t, dims);
+  gathered.set(t, { span, rows, rowBytes, runs, length });
+}
+
+/** The gathered payload of `t`, if it has one not read yet. */
+export function gatherOf(t: TensorProto): Gather | undefined {
+  return gathered.get(t);
+}
+
+/** Gives `copy` the same payload as `t` (used where a tensor message is cloned). */
+export function sharePayload(t: TensorProto, copy: TensorProto): void {
+  const g = gathered.get(t);
+  if (g) gathered.set(copy, g);
+}
+
+/** Reads a gathered payload into memory; `t` becomes an ordinary inline tensor. */
+export function materialize(t: TensorProto): void {
+  const g = gathered.get(t);
+  if (!g) return;
+  const out = new Uint8Array(g.length);
+  let at = 0;
+  copyGather(g, () => undefined, (n) => out.subarray(at, (at += n)));
+  gathered.delete(t);
+  t.rawData = out as Uint8Array<ArrayBuffer>;
+}
+
+const GATHER_BUFFER_BYTES = 8 << 20;
+
+/**
+ * Streams a gathered payload in order. Long runs are read straight into `target(n)` when given
+ * (memory for the next n bytes), else through a buffer; short runs are read as whole rows through
+ * an 8 MiB buffer and copied out word by word (a ViT's head widths, a CNN's channel runs).
+ */
+export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?: (n: number) => Uint8Array): void {
+  const { span, rows, rowBytes, runs } = g;
+  const fd = openSpan(span);
+  const short = () => new ExternalDataError(span.path, span.tensor, 'unexpected end of file');
+  try {
+    const kept = runs.reduce((a, r) => a + r[1], 0);
+    const meanRun = kept / Math.max(1, runs.length);
+    if (meanRun >= 1 << 16 || rowBytes > GATHER_BUFFER_BYTES) {
+      let buffer: Uint8Array | undefined;
+      for (let r = 0; r < rows; r++) {
+        for (const [start, n] of runs) {
+          for (let done = 0; done < n; ) {
+            const piece = Math.min(n - done, target ? n : GATHER_BUFFER_BYTES);
+            const into = target ? target(piece) : (buffer ??= new Uint8Array(Math.min(GATHER_BUFFER_BYTES, n))).subarray(0, piece);
+            readFully(fd, into, 0, piece, span.offset + r * rowBytes + start + done, short);
+            if (!target) emit(into);
+            done += piece;
+          }
+        }
+      }
+      return;
+    }
+    const rowsPerRead = Math.max(1, Math.floor(GATHER_BUFFER_BYTES / rowBytes));
+    const input = new Uint8Array(Math.min(rows, rowsPerRead) * rowBytes);
+    const output = new Uint8Array(Math.min(rows, rowsPerRead) * kept);
+    // Word copies where every run allows them: a subarray view per short run costs more than the copy.
+    const word = runs.every(([at, n]) => at % 4 === 0 && n % 4 === 0) && rowBytes % 4 === 0 ? 4 : runs.every(([at, n]) => at % 2 === 0 && n % 2 === 0) && rowBytes % 2 === 0 ? 2 : 1;
+    const words = (b: Uint8Array) => (word === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : word === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b);
+    const [from, to] = [words(input), words(output)];
+    const wordRuns = runs.map(([at, n]) => [at / word, n / word] as const);
+    const rowWords = rowBytes / word;
+    for (let r0 = 0; r0 < rows; r0 += rowsPerRead) {
+      const count = Math.min(rowsPerRead, rows - r0);
+      readFully(fd, input, 0, count * rowBytes, span.offset + r0 * rowBytes, short);
+      let o = 0;
+      for (let r = 0; r < count; r++) {
+        const base = r * rowWords;
+        for (const [at, n] of wordRuns) {
+          const start = base + at;
+          if (n < 64) for (let i = 0; i < n; i++) to[o + i] = from[start + i];
+          else to.set(from.subarray(start, start + n), o);
+          o += n;
+        }
+      }
+      const bytes = output.subarray(0, count * kept);
+      if (target) target(bytes.byteLength).set(bytes);
+      else emit(bytes);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

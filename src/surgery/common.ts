@@ -4,7 +4,6 @@
  *
  * Nothing here knows what is being pruned; callers pass axes and index lists.
  */
-import { closeSync } from 'node:fs';
 import { clone } from '@bufbuild/protobuf';
 import { cloneModel, type OnnxModel } from '../onnx/io.js';
 import { foldConstants } from '../onnx/fold.js';
@@ -12,15 +11,13 @@ import {
   GraphError,
   GraphIndex,
   TensorProtoSchema,
-  ExternalDataError,
   bitsPerElement,
   dataTypeName,
   externalSpan,
   isExternal,
-  openSpan,
-  readFully,
-  type ExternalSpan,
   ownInitializer,
+  setGathered,
+  sharePayload,
   readTensor,
   tensorDims,
   writeTensor,
@@ -63,6 +60,7 @@ export function ownConstantInput(index: GraphIndex, node: NodeProto, inputIndex:
   const copy = clone(TensorProtoSchema, t);
   copy.name = index.uniqueName(`${name}_${node.name || node.output[0]}`);
   copy.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
+  sharePayload(t, copy);
   if (t.externalData.length) {
     // Materialize external data: the copy is edited and written inline.
     writeTensor(copy, tensorDims(t), copyOf(readTensor(t, index.baseDir)));
@@ -130,9 +128,10 @@ export function sliceTensorAxis(t: TensorProto, axis: number, keepUnits: readonl
   const newDims = [...dims];
   newDims[a] = keepUnits.length * block;
   if (isExternal(t)) {
-    // Weights still on disk (openModel, external data): read only the kept runs, never the whole tensor.
-    const bytes = sliceExternal(externalSpan(t, baseDir), outer, dims[a], inner * (bitsPerElement(t.dataType) / 8), keepUnits, block);
-    writeTensor(t, newDims, bytes, { adopt: true });
+    // Weights still on disk (openModel, external data): only the kept runs are recorded, read when
+    // the values are needed or copied from the file when the model is saved (src/onnx/tensor.ts Gather).
+    const unit = block * inner * (bitsPerElement(t.dataType) / 8);
+    setGathered(t, newDims, externalSpan(t, baseDir), dims[a] * inner * (bitsPerElement(t.dataType) / 8), unitRuns(keepUnits).map(([u, n]) => [u * unit, n * unit] as const));
     return;
   }
   const values = sliceUnits(readTensor(t, baseDir), outer, dims[a], inner, keepUnits, block);
@@ -148,61 +147,6 @@ function unitRuns(keepUnits: readonly number[]): [number, number][] {
     else runs.push([u, 1]);
   }
   return runs;
-}
-
-const SLICE_READ_BYTES = 8 << 20;
-
-/**
- * {@link sliceUnits} on bytes that lie in a file: `innerBytes` bytes per axis position. Reads the
- * kept runs straight into the result when rows are large, or whole rows through one small buffer
- * when they are not, so memory holds the result and at most SLICE_READ_BYTES more.
- */
-function sliceExternal(span: ExternalSpan, outer: number, axisLen: number, innerBytes: number, keepUnits: readonly number[], block: number): Uint8Array {
-  const unit = block * innerBytes;
-  const rowBytes = axisLen * innerBytes;
-  const runs = unitRuns(keepUnits);
-  const out = new Uint8Array(outer * keepUnits.length * unit);
-  const fd = openSpan(span);
-  const short = () => new ExternalDataError(span.path, span.tensor, 'unexpected end of file');
-  try {
-    let o = 0;
-    const meanRun = (keepUnits.length * unit) / Math.max(1, runs.length);
-    if (meanRun >= 1 << 16 || rowBytes > SLICE_READ_BYTES) {
-      for (let a = 0; a < outer; a++) {
-        for (const [u, n] of runs) {
-          readFully(fd, out, o, n * unit, span.offset + a * rowBytes + u * unit, short);
-          o += n * unit;
-        }
-      }
-      return out;
-    }
-    const rowsPerRead = Math.max(1, Math.floor(SLICE_READ_BYTES / rowBytes));
-    const buffer = new Uint8Array(Math.min(outer, rowsPerRead) * rowBytes);
-    // Runs are copied as words: a ViT's patch channels leave runs of a few floats, and a subarray
-    // view per run costs more than the copy (ViT-B/16: seconds per model).
-    const word = unit % 4 === 0 ? 4 : unit % 2 === 0 ? 2 : 1;
-    const words = (b: Uint8Array) => (word === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : word === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b);
-    const [to, from] = [words(out), words(buffer)];
-    const unitWords = unit / word;
-    const rowWords = rowBytes / word;
-    let ow = 0;
-    for (let a0 = 0; a0 < outer; a0 += rowsPerRead) {
-      const rows = Math.min(rowsPerRead, outer - a0);
-      readFully(fd, buffer, 0, rows * rowBytes, span.offset + a0 * rowBytes, short);
-      for (let r = 0; r < rows; r++) {
-        for (const [u, n] of runs) {
-          const start = r * rowWords + u * unitWords;
-          const len = n * unitWords;
-          if (len < 64) for (let i = 0; i < len; i++) to[ow + i] = from[start + i];
-          else to.set(from.subarray(start, start + len), ow);
-          ow += len;
-        }
-      }
-    }
-    return out;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Number of elements of a tensor. */
