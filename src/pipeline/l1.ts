@@ -41,10 +41,10 @@ function headL1(model: OnnxModel, index: GraphIndex, tap: string): Float64Array 
   const block = findAttentionBlocks(model).find((b) => b.id === tap);
   if (!block) throw new GraphError(`l1: no attention block whose Softmax output is '${tap}'`);
   const out = new Float64Array(block.numHeads);
-  const projections = block.layout === 'separate-qkv' ? [block.q, block.k, block.v] : [block.q];
-  const segments = block.layout === 'separate-qkv' ? 1 : 3;
-  for (const nodeName of projections) {
-    const node = index.byName.get(nodeName) ?? index.graph.node.find((n) => n.name === nodeName);
+  // Which head each projection feature belongs to comes from the surgery's dependency analysis,
+  // whatever the layout (fused, separate, interleaved).
+  for (const { node: nodeName, heads } of block.projectionHeads) {
+    const node = index.byName.get(nodeName) ?? index.graph.node.find((n) => n.output[0] === nodeName);
     if (!node) throw new GraphError(`l1: projection node '${nodeName}' of block '${tap}' not found`);
     const w = resolveConstant(index, node.input[1]);
     if (!w) throw new GraphError(`l1: the weight of ${GraphIndex.label(node)} is not a constant`);
@@ -54,16 +54,11 @@ function headL1(model: OnnxModel, index: GraphIndex, tap: string): Float64Array 
     const transB = node.opType === 'Gemm' && node.attribute.some((a) => a.name === 'transB' && Number(a.i) === 1);
     const outFeatures = transB ? d0 : d1;
     const inFeatures = transB ? d1 : d0;
-    if (outFeatures !== segments * block.embedDim) throw new GraphError(`l1: ${GraphIndex.label(node)} has ${outFeatures} output features; expected ${segments} x ${block.embedDim}`);
-    for (let s = 0; s < segments; s++) {
-      for (let h = 0; h < block.numHeads; h++) {
-        let sum = 0;
-        for (let j = 0; j < block.headDim; j++) {
-          const f = s * block.embedDim + h * block.headDim + j;
-          for (let i = 0; i < inFeatures; i++) sum += Math.abs(transB ? values[f * inFeatures + i] : values[i * outFeatures + f]);
-        }
-        out[h] += sum;
-      }
+    if (outFeatures !== heads.length) throw new GraphError(`l1: ${GraphIndex.label(node)} has ${outFeatures} output features; the analysis found ${heads.length}`);
+    for (let f = 0; f < outFeatures; f++) {
+      let sum = 0;
+      for (let i = 0; i < inFeatures; i++) sum += Math.abs(transB ? values[f * inFeatures + i] : values[i * outFeatures + f]);
+      out[heads[f]] += sum;
     }
   }
   return out;

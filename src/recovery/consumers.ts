@@ -103,11 +103,12 @@ function headConsumers(index: GraphIndex, records: readonly HeadPruneRecord[]): 
     if (!r.removed.length || r.branchDropped) continue;
     const m = blocks.get(r.tap);
     if (!m) throw new GraphError(`head record names attention block '${r.tap}', which the original graph does not have`);
-    const { headDim, embedDim } = m.block;
+    const { embedDim } = m.block;
     const removedSet = new Set(r.removed);
     const kept: number[] = [];
     const removed: number[] = [];
-    for (let f = 0; f < embedDim; f++) (removedSet.has(Math.floor(f / headDim)) ? removed : kept).push(f);
+    // The head of each out-projection in-feature, from the dependency analysis.
+    for (let f = 0; f < embedDim; f++) (removedSet.has(m.outHeads[f]) ? removed : kept).push(f);
     const node = m.out.node;
     found.push({
       output: node.output[0],

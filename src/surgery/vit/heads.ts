@@ -1,17 +1,22 @@
 /**
- * Attention-head removal (SPEC section 4): for each block, keep the heads of its keep set by
- * slicing the Q, K, V projections (rows or columns per weight layout; three segments when fused)
- * and the matching input features of the output projection, and by rewriting every Reshape target
- * that carries the head count or the attention width. A block that keeps no head loses its
- * attention branch; its residual Add then adds the output-projection bias alone.
+ * Attention-head removal (SPEC section 4), applied from the dependency analysis of attention.ts:
+ * every tensor axis the heads touch is edited from the kept heads alone. The projections keep the
+ * output features of kept heads (whatever their layout: the analysis gives each feature's head),
+ * the output projection the matching input features; every Reshape on the way gets the target that
+ * its factors give with H' heads, every Slice/Split its bounds, and every constant combined along
+ * a head axis (Swin's relative position bias) its kept positions. Targets and bounds computed at
+ * run time are first evaluated on the pruned shapes (symbolic shape inference with the new shapes
+ * of the head-path values): where they already come out right (torch computes many from the
+ * projection's own width) they stay as they are. A block that keeps no head loses its attention
+ * branch; its residual Add then adds the output-projection bias alone.
  */
-import { GraphError, GraphIndex, attrInts, getAttr, makeInt64Tensor, readInts, removeDeadCode, setRecordedDim, sortGraph, type NodeProto } from '../../onnx/index.js';
+import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, sortGraph, type GraphProto, type NodeProto } from '../../onnx/index.js';
+import { ShapeInference, sliceBounds, sym, type Sym, type SymShape } from '../../onnx/shape-infer.js';
 import type { OnnxModel } from '../../onnx/io.js';
-import { ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
+import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
-import { matchAttention, type AttentionLayout, type AttentionMatch } from './attention.js';
+import { matchAttention, relation, type AttentionLayout, type AttentionMatch, type Factor, type Track } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
-import { rewriteTrailingEntries } from './shape-target.js';
 
 export interface HeadPruneRecord {
   /** The block's id (its Softmax output). */
@@ -22,7 +27,7 @@ export interface HeadPruneRecord {
   removed: number[];
   /** True when every head went and the attention branch was dropped. */
   branchDropped: boolean;
-  /** Nodes added (new Concat targets for Reshapes with run-time shapes). */
+  /** Nodes added (new targets for Reshapes with run-time shapes). */
   addedNodes: string[];
 }
 
@@ -33,8 +38,11 @@ export interface HeadPruneRecord {
 export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: OnnxModel; records: HeadPruneRecord[] } {
   const out = surgeryCopy(model);
   const index = GraphIndex.ofModel(out);
-  const blocks = new Map(matchAttention(index).map((m) => [m.block.id, m]));
+  const opset = defaultOpset(out);
+  const order = index.topologicalOrder();
+  const blocks = new Map(matchAttention(index, opset, order).map((m) => [m.block.id, m]));
   const records: HeadPruneRecord[] = [];
+  const plans: { m: AttentionMatch; kept: number[]; record: HeadPruneRecord }[] = [];
   const seen = new Set<string>();
   for (const ks of keepSets) {
     if (ks.kind !== 'heads') throw new GraphError(`keep set '${ks.tap}' is of kind '${ks.kind}', not 'heads'`);
@@ -53,15 +61,27 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
     const kept = normalizeKeep(ks);
     const removed = range(H).filter((h) => !kept.includes(h));
     const record: HeadPruneRecord = { tap: ks.tap, layout: m.block.layout, headsBefore: H, kept, removed, branchDropped: false, addedNodes: [] };
-    if (removed.length === 0) {
-      // nothing to do
-    } else if (kept.length === 0) {
+    records.push(record);
+    if (removed.length) plans.push({ m, kept, record });
+  }
+  // New shapes of every head-path value, then one shape inference of the pruned graph.
+  const overrides = new Map<string, SymShape>();
+  const sizers = new Map<AttentionMatch, Sizer>();
+  for (const { m, kept } of plans) {
+    if (kept.length === 0) continue;
+    const sizer = new Sizer(m, kept.length);
+    sizers.set(m, sizer);
+    for (const [name, t] of m.tracks) overrides.set(name, sizer.shape(t));
+    for (const p of m.projections) if (p.biasAdd) overrides.set(p.node.output[0], overrides.get(p.output)!);
+  }
+  const after = overrides.size ? new ShapeInference(index, { opset, order, overrides }) : undefined;
+  for (const { m, kept, record } of plans) {
+    if (kept.length === 0) {
       dropAttentionBranch(index, m, out);
       record.branchDropped = true;
     } else {
-      record.addedNodes = keepHeads(index, m, kept).map((n) => n.name);
+      record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides).map((n) => n.name);
     }
-    records.push(record);
   }
   removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
   sortGraph(out.proto.graph!);
@@ -75,81 +95,258 @@ function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-/** Feature indices of heads `kept` in a width laid out h*dh + j, repeated over `segments` of width E. */
-function headFeatures(kept: number[], headDim: number, embedDim: number, segments: number): number[] {
-  const f: number[] = [];
-  for (let s = 0; s < segments; s++) for (const h of kept) for (let j = 0; j < headDim; j++) f.push(s * embedDim + h * headDim + j);
-  return f;
+/** Sizes of factors with H2 of the H heads kept. */
+class Sizer {
+  readonly H: number;
+  constructor(
+    readonly m: AttentionMatch,
+    readonly H2: number,
+  ) {
+    this.H = m.block.numHeads;
+  }
+  size(f: Factor, proj: number): Sym {
+    if (f.kind === 'other') return f.size;
+    if (f.kind === 'head') return sym.of(this.H2);
+    if (proj < 0) return sym.of(f.size);
+    const r = relation(f, this.m.headStride[proj], this.H);
+    return sym.of(r === 'holds' ? (f.size / this.H) * this.H2 : f.size);
+  }
+  axis(fs: Factor[], proj: number): Sym {
+    return sym.product(fs.map((f) => this.size(f, proj)));
+  }
+  shape(t: Track): SymShape {
+    return t.axes.map((fs) => this.axis(fs, t.proj));
+  }
 }
 
-function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[]): NodeProto[] {
-  const { block } = m;
-  const name = block.id;
-  const { headDim: dh, embedDim: E } = block;
-  const H2 = kept.length;
-  const E2 = H2 * dh;
+function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: Sizer, after: ShapeInference, overrides: Map<string, SymShape>): NodeProto[] {
+  const name = m.block.id;
+  const keptSet = new Set(kept);
   const graph = index.graph;
-  const projections = block.layout === 'separate-qkv' ? [m.q, m.k, m.v] : [m.q];
-  const segments = block.layout === 'separate-qkv' ? 1 : 3;
-  for (const lin of projections) {
-    keepOutputFeatures(index, lin, headFeatures(kept, dh, E, segments));
-    for (const value of new Set([lin.node.output[0], lin.output])) setRecordedDim(graph, value, -1, segments * E2);
-  }
-  keepInputFeatures(index, m.out, headFeatures(kept, dh, E, 1));
-
-  // Constant slice bounds and split sizes on a fused in-projection scale from E to E2.
-  for (const sel of m.selectors) {
-    if (block.layout !== 'fused-inproj-slice') break;
-    if (sel.opType === 'Slice') {
-      for (const i of [1, 2]) {
-        const c = resolveConstant(index, sel.input[i]);
-        if (!c) continue; // computed from the projection's run-time shape: follows it by itself
-        const vals = readInts(c, index.baseDir).map((x) => (x > 0 && x <= 3 * E && x % E === 0 ? (x / E) * E2 : x));
-        const t = makeInt64Tensor(index.uniqueName(`${sel.input[i]}_pruned`), vals, c.dims.map(Number));
-        graph.initializer.push(t);
-        index.initializers.set(t.name, t);
-        sel.input[i] = t.name;
-      }
-    } else if (sel.opType === 'Split') {
-      const sizes = sel.input[1] ? resolveConstant(index, sel.input[1]) : undefined;
-      if (sizes) {
-        const vals = readInts(sizes, index.baseDir);
-        if (vals.some((x) => x !== E)) throw new GraphError(`attention block '${name}': Split ${GraphIndex.label(sel)} has sizes [${vals}], not ${E} each`);
-        const t = makeInt64Tensor(index.uniqueName(`${sel.input[1]}_pruned`), vals.map(() => E2));
-        graph.initializer.push(t);
-        index.initializers.set(t.name, t);
-        sel.input[1] = t.name;
-      } else if (getAttr(sel, 'split')) {
-        // Opset < 13 keeps the sizes in an attribute (on this clone's own node).
-        const a = getAttr(sel, 'split')!;
-        if (a.ints.some((x) => Number(x) !== E)) throw new GraphError(`attention block '${name}': Split ${GraphIndex.label(sel)} has sizes [${a.ints}], not ${E} each`);
-        a.ints = a.ints.map(() => BigInt(E2));
-      }
-    }
-  }
+  const fail = (node: NodeProto, why: string): never => {
+    throw new GraphError(`attention block '${name}': ${GraphIndex.label(node)}: ${why}`);
+  };
+  m.projections.forEach((lin, p) => {
+    const fh = m.featureHeads[p];
+    keepOutputFeatures(index, lin, range(fh.length).filter((f) => keptSet.has(fh[f])));
+  });
+  keepInputFeatures(index, m.out, range(m.outHeads.length).filter((g) => keptSet.has(m.outHeads[g])));
 
   const added: NodeProto[] = [];
-  // Split targets: [..., heads or batch*heads, head_dim]. A head axis of its own gets the new
-  // count; a batch-folded one becomes -1 so any batch size works.
-  for (const t of m.split) {
-    const changes = new Map<number, number>([
-      [2, block.probs.batchFolded ? -1 : H2],
-      [1, dh],
-    ]);
-    added.push(...rewriteTrailingEntries(index, t, changes, name));
+  const ints = new IntsRewriter(index, after, added, name);
+  const done = new Set<string>();
+  for (const s of m.steps) {
+    const key = `${s.kind}:${s.node.name || s.node.output[0]}:${'axis' in s ? s.axis : ''}:${'input' in s && typeof s.input === 'number' ? s.input : ''}`;
+    if (done.has(key)) continue;
+    done.add(key);
+    if (s.kind === 'reshape') {
+      const newOut = sizer.shape(s.output);
+      const newIn = sizer.shape(s.input);
+      const target = s.node.input[1];
+      const tv = after.value(target);
+      if (!tv) fail(s.node, 'its shape cannot be computed on the pruned graph');
+      const allowZero = attrInt(s.node, 'allowzero', 0) === 1;
+      const fixes = new Map<number, Sym>();
+      tv!.forEach((e, i) => {
+        if (sym.isConst(e) && e.c === -1) return;
+        if (sym.isConst(e) && e.c === 0 && !allowZero && newIn[i] && sym.eq(newIn[i], newOut[i])) return;
+        if (!sym.eq(e, newOut[i])) fixes.set(i, newOut[i]);
+      });
+      if (fixes.size) s.node.input[1] = ints.rewrite(target, fixes, s.node);
+    } else if (s.kind === 'slice') {
+      if (s.node.opType === 'Gather') continue;
+      const R = s.minor.reduce((a, f) => a * (f as { size: number }).size, 1);
+      const R2 = sizer.axis(s.minor, s.proj).c;
+      const n2 = (s.axisLen / R) * R2;
+      const want = s.ranges.map(([b, e]) => [(b / R) * R2, (e / R) * R2] as [number, number]);
+      if (s.node.opType === 'Slice') rewriteSlice(s.node, s.axis, want[0], n2, ints, after, fail);
+      else rewriteSplit(s.node, want, ints, after);
+    } else {
+      const c = resolveConstant(index, s.node.input[s.input]);
+      if (!c) fail(s.node, 'its per-head operand is not a constant');
+      const positions = keptPositions(s.factors, m, s.proj, keptSet);
+      if (!positions) fail(s.node, `its constant '${s.node.input[s.input]}' lies along the head axis in a way that cannot be sliced`);
+      const dims = c!.dims.map(Number);
+      const axis = s.constAxis;
+      if (dims[axis] !== positions!.total) fail(s.node, `its constant has ${dims[axis]} entries on the head axis, expected ${positions!.total}`);
+      sliceTensorAxis(ownConstantInput(index, s.node, s.input), axis, positions!.keep, 1, index.baseDir);
+    }
   }
-  // Merge targets: [..., E] -> [..., E2].
-  for (const t of m.merge) added.push(...rewriteTrailingEntries(index, t, new Map([[1, E2]]), name));
-  // Between scores and Softmax: [..., H, T, T] targets and per-head constants (Swin's relative
-  // position bias, [1, H, T, T]) keep the kept heads.
-  for (const t of m.scoreReshapes) added.push(...rewriteTrailingEntries(index, t, new Map([[3, H2]]), name));
-  for (const { node, input } of m.scoreConstants) sliceTensorAxis(ownConstantInput(index, node, input), -3, kept, 1, index.baseDir);
-
-  // Recorded shapes on the head path are stale now; the Softmax output keeps what can be stated.
-  graph.valueInfo = graph.valueInfo.filter((vi) => !m.headValues.has(vi.name) || vi.name === block.id);
-  if (!block.probs.batchFolded) setRecordedDim(graph, block.id, block.probs.headAxis, H2);
-  else graph.valueInfo = graph.valueInfo.filter((vi) => vi.name !== block.id);
+  // Recorded shapes of the head-path values: the new sizes where they are plain numbers.
+  for (const [value, shape] of overrides) if (m.tracks.has(value) || m.projections.some((p) => p.node.output[0] === value)) setRecordedShape(graph, value, shape);
   return added;
+}
+
+/** Positions of a tensor axis (its factors, major to minor) whose head is kept. */
+function keptPositions(fs: Factor[], m: AttentionMatch, proj: number, kept: Set<number>): { keep: number[]; total: number } | undefined {
+  if (fs.some((f) => f.kind === 'other' && !sym.isConst(f.size))) return undefined;
+  const sizes = fs.map((f) => (f.kind === 'other' ? f.size.c : f.size));
+  const total = sizes.reduce((a, b) => a * b, 1);
+  const keep: number[] = [];
+  const hasHead = fs.some((f) => f.kind === 'head');
+  if (!hasHead && proj < 0) return undefined;
+  for (let p = 0; p < total; p++) {
+    let rest = p;
+    let head = -1;
+    let feat = 0;
+    for (let j = fs.length - 1; j >= 0; j--) {
+      const d = rest % sizes[j];
+      rest = Math.floor(rest / sizes[j]);
+      const f = fs[j];
+      if (f.kind === 'head') head = d;
+      else if (f.kind === 'feat') feat += d * f.stride;
+    }
+    if (!hasHead) head = Math.floor(feat / m.headStride[proj]) % m.block.numHeads;
+    if (kept.has(head)) keep.push(p);
+  }
+  return { keep, total };
+}
+
+function rewriteSlice(node: NodeProto, axis: number, want: [number, number], n2: number, ints: IntsRewriter, after: ShapeInference, fail: (n: NodeProto, why: string) => never): void {
+  const attrForm = getAttr(node, 'starts') !== undefined;
+  const starts = attrForm ? attrInts(node, 'starts')! : after.ints(node.input[1]);
+  const ends = attrForm ? attrInts(node, 'ends')! : after.ints(node.input[2]);
+  const rank = after.shape(node.input[0])?.length ?? 0;
+  const axes = (attrForm ? attrInts(node, 'axes') : node.input[3] ? after.ints(node.input[3]) : undefined) ?? starts?.map((_, i) => i);
+  if (!starts || !ends || !axes) fail(node, 'its bounds cannot be computed on the pruned graph');
+  const k = axes!.findIndex((a) => (a < 0 ? a + rank : a) === axis);
+  const [b, e] = sliceBounds(starts![k], ends![k], 1, n2);
+  if (b === want[0] && e === want[1]) return;
+  if (attrForm) {
+    setAttrInts(node, 'starts', starts!.map((x, i) => (i === k ? want[0] : x)));
+    setAttrInts(node, 'ends', ends!.map((x, i) => (i === k ? want[1] : x)));
+    return;
+  }
+  node.input[1] = ints.rewrite(node.input[1], new Map([[k, sym.of(want[0])]]), node);
+  node.input[2] = ints.rewrite(node.input[2], new Map([[k, sym.of(want[1])]]), node);
+}
+
+function rewriteSplit(node: NodeProto, want: [number, number][], ints: IntsRewriter, after: ShapeInference): void {
+  const sizes = want.map(([b, e]) => e - b);
+  if (getAttr(node, 'split')) {
+    setAttrInts(node, 'split', sizes);
+    return;
+  }
+  if (node.input[1]) {
+    const now = after.ints(node.input[1]);
+    if (now && now.every((x, i) => x === sizes[i])) return;
+    node.input[1] = ints.rewrite(node.input[1], new Map(sizes.map((x, i) => [i, sym.of(x)])), node);
+    return;
+  }
+  // Equal parts without sizes: still right when the kept parts are equal.
+  if (sizes.every((x) => x === sizes[0])) return;
+  node.input[1] = ints.constant(`${node.name || node.output[0]}_split`, sizes);
+}
+
+/**
+ * Rewrites entries of an integer vector (a Reshape target, Slice bounds): a constant gets a new
+ * constant; a Concat of pieces gets a new Concat in which only the pieces with changed entries
+ * change; any other computed vector v becomes `v * A / D + C` (A = 0 and C = the new value for an
+ * entry that becomes a number; A/D = the ratio for an entry that scales a run-time size, such as
+ * batch*H -> batch*H'). A new value is made each time, since targets can be shared.
+ */
+class IntsRewriter {
+  constructor(
+    readonly index: GraphIndex,
+    readonly after: ShapeInference,
+    readonly added: NodeProto[],
+    readonly block: string,
+  ) {}
+
+  constant(prefix: string, values: number[], dims: number[] = [values.length]): string {
+    const t = makeInt64Tensor(this.index.uniqueName(prefix), values, dims);
+    this.index.graph.initializer.push(t);
+    this.index.initializers.set(t.name, t);
+    return t.name;
+  }
+
+  private node(op: string, inputs: string[], prefix: string, attrs = [] as ReturnType<typeof intAttr>[]): string {
+    const out = this.index.uniqueName(prefix);
+    const n = makeNode(op, inputs, [out], this.index.uniqueName(`${prefix}_${op.toLowerCase()}`), attrs);
+    this.index.graph.node.push(n);
+    this.added.push(n);
+    return out;
+  }
+
+  rewrite(value: string, fixes: Map<number, Sym>, at: NodeProto): string {
+    const prefix = `${at.name || at.output[0]}_pruned`;
+    const fail = (why: string): never => {
+      throw new GraphError(`attention block '${this.block}': ${GraphIndex.label(at)}: ${why}`);
+    };
+    const c = resolveConstant(this.index, value);
+    if (c) {
+      const vals = readInts(c, this.index.baseDir);
+      for (const [i, v] of fixes) {
+        if (!sym.isConst(v)) {
+          if (vals.includes(-1)) fail(`entry ${i} becomes ${sym.str(v)}, which a constant cannot state`);
+          vals[i] = -1;
+        } else vals[i] = v.c;
+      }
+      return this.constant(prefix, vals, c.dims.map(Number));
+    }
+    const p = this.index.producer.get(value);
+    if (p?.opType === 'Concat' && attrInt(p, 'axis', 0) === 0) {
+      const lengths = p.input.map((i) => this.after.shape(i));
+      if (lengths.every((l) => l && l.length === 1 && sym.isConst(l[0]))) {
+        let at0 = 0;
+        const inputs = p.input.map((piece, k) => {
+          const len = lengths[k]![0].c;
+          const local = new Map<number, Sym>();
+          for (const [i, v] of fixes) if (i >= at0 && i < at0 + len) local.set(i - at0, v);
+          at0 += len;
+          return local.size ? this.rewrite(piece, local, at) : piece;
+        });
+        return this.node('Concat', inputs, prefix, [intAttr('axis', 0)]);
+      }
+    }
+    const now = this.after.value(value);
+    const shape = this.after.shape(value);
+    if (!now || !shape) fail(`'${value}' cannot be computed, so its head entries cannot be rewritten`);
+    // All entries fixed to numbers: a constant.
+    if ([...now!.keys()].every((i) => fixes.has(i) ? sym.isConst(fixes.get(i)!) : sym.isConst(now![i]))) {
+      return this.constant(prefix, now!.map((v, i) => (fixes.get(i) ?? v).c), shape!.map((d) => d.c));
+    }
+    const A = now!.map(() => 1);
+    const D = now!.map(() => 1);
+    const C = now!.map(() => 0);
+    for (const [i, v] of fixes) {
+      if (sym.isConst(v)) {
+        A[i] = 0;
+        C[i] = v.c;
+        continue;
+      }
+      const old = now![i];
+      const ratio = sym.div(v, { c: 1, syms: old.syms });
+      if (!ratio || !sym.isConst(ratio) || old.syms.length !== v.syms.length) fail(`entry ${i} goes from ${sym.str(old)} to ${sym.str(v)}, not a constant ratio`);
+      const g = gcd(ratio!.c, old.c);
+      A[i] = ratio!.c / g;
+      D[i] = old.c / g;
+    }
+    const dims = shape!.map((d) => d.c);
+    let v = this.node('Mul', [value, this.constant(`${prefix}_scale`, A, dims)], prefix);
+    if (D.some((x) => x !== 1)) v = this.node('Div', [v, this.constant(`${prefix}_div`, D, dims)], prefix);
+    if (C.some((x) => x !== 0)) v = this.node('Add', [v, this.constant(`${prefix}_set`, C, dims)], prefix);
+    return v;
+  }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? Math.abs(a) : gcd(b, a % b);
+}
+
+/** Writes a new recorded shape (numbers where known, unknown otherwise) on a value's entries. */
+function setRecordedShape(graph: GraphProto, value: string, shape: SymShape): void {
+  for (const v of [...graph.valueInfo, ...graph.input, ...graph.output]) {
+    if (v.name !== value || v.type?.value.case !== 'tensorType') continue;
+    const dims = v.type.value.value.shape?.dim;
+    if (!dims || dims.length !== shape.length) continue;
+    shape.forEach((s, i) => {
+      const d = dims[i];
+      const old = d.value.case === 'dimValue' ? Number(d.value.value) : undefined;
+      if (sym.isConst(s)) d.value = { case: 'dimValue', value: BigInt(s.c) };
+      else if (old !== undefined) d.value = { case: undefined };
+    });
+  }
 }
 
 /**

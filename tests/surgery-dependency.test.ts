@@ -1,0 +1,175 @@
+/**
+ * The head-axis dependency analysis on hand-built attention layouts that no exporter in the matrix
+ * writes: q/k/v by Split of a fused projection, per-head interleaved q/k/v picked by Gather on a
+ * [3, ...] axis, the head axis first ([H, B, N, dh]), extra Identity/Reshape round trips, and heads
+ * as the *minor* digit of the features ([B, N, dh, H]). Each is pruned and compared in
+ * onnxruntime with the original whose removed heads' output-projection rows are zeroed; which
+ * rows belong to which head is known here from how each graph was built, not from the library.
+ * Two layouts that cannot be followed are refused naming the node, and nothing is written.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GraphError, makeTensor, readFloat32, saveModel, tensorDims } from '../src/onnx/index.js';
+import type { OnnxModel } from '../src/onnx/io.js';
+import { findAttentionBlocks, pruneHeads, pruneVitToFile } from '../src/surgery/vit/index.js';
+import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
+import { logits, relativeMaxDiff } from './helpers/oracle-vit.js';
+
+const N = 5;
+const C = 8;
+const H = 4;
+const DH = 3;
+const E = H * DH;
+
+type Variant = 'split-fused' | 'interleaved-gather' | 'head-first' | 'roundtrip' | 'heads-minor' | 'mixed-tokens' | 'concat-heads';
+
+interface Built {
+  model: OnnxModel;
+  /** Head of each input row of the output projection's weight 'out.w' [E, C], by construction. */
+  outRowHead: (g: number) => number;
+}
+
+/** One attention block with a residual, input x [batch, N, C], output y [batch, N, C]. */
+function build(variant: Variant): Built {
+  const b = new GraphBuilder(5);
+  const ints = (vals: number[]) => b.ints(`c${b.inits.length}`, vals);
+  const linear = (x: string, inF: number, outF: number, name: string) => b.op('Add', [b.op('MatMul', [x, b.weight(`${name}.w`, [inF, outF], 0.5)]), b.weight(`${name}.b`, [outF], 0.3)]);
+  const scale = b.weight('scale', [], 0.1);
+  b.inits[b.inits.length - 1] = makeTensor('scale', [], Float32Array.of(DH ** -0.5));
+  let q: string, k: string, v: string;
+  // How the context [.., heads, .., dh] is merged back to [B, N, E] before the output projection.
+  let merge = (ctx: string) => b.op('Reshape', [b.op('Transpose', [ctx], [attr('perm', [0, 2, 1, 3])]), ints([0, 0, E])]);
+  let outRowHead = (g: number) => Math.floor(g / DH);
+  const x = 'x';
+  if (variant === 'split-fused') {
+    const qkv = linear(x, C, 3 * E, 'qkv');
+    const s0 = b.op('Split', [qkv, ints([E, E, E])], [attr('axis', -1)], 3);
+    const parts = [s0, s0.replace(/_0$/, '_1'), s0.replace(/_0$/, '_2')];
+    const heads = (t: string) => b.op('Reshape', [t, ints([0, 0, H, DH])]);
+    q = b.op('Transpose', [heads(parts[0])], [attr('perm', [0, 2, 1, 3])]);
+    k = b.op('Transpose', [heads(parts[1])], [attr('perm', [0, 2, 3, 1])]);
+    v = b.op('Transpose', [heads(parts[2])], [attr('perm', [0, 2, 1, 3])]);
+  } else if (variant === 'interleaved-gather') {
+    // Features h*3*dh + s*dh + j: q/k/v interleaved per head, picked on a [3, ...] axis.
+    const qkv = linear(x, C, 3 * E, 'qkv');
+    const r = b.op('Transpose', [b.op('Reshape', [qkv, ints([0, 0, H, 3, DH])])], [attr('perm', [3, 0, 2, 1, 4])]);
+    const pick = (s: number) => b.op('Gather', [r, b.ints(`idx${s}`, [s])], [attr('axis', 0)]);
+    q = b.op('Squeeze', [pick(0), ints([0])]);
+    k = b.op('Transpose', [b.op('Squeeze', [pick(1), ints([0])])], [attr('perm', [0, 1, 3, 2])]);
+    v = b.op('Squeeze', [pick(2), ints([0])]);
+  } else if (variant === 'head-first') {
+    // [H, B, N, dh]: the head axis ahead of the batch.
+    const heads = (t: string, perm: number[]) => b.op('Transpose', [b.op('Reshape', [t, ints([0, 0, H, DH])])], [attr('perm', perm)]);
+    q = heads(linear(x, C, E, 'q'), [2, 0, 1, 3]);
+    k = heads(linear(x, C, E, 'k'), [2, 0, 3, 1]);
+    v = heads(linear(x, C, E, 'v'), [2, 0, 1, 3]);
+    merge = (ctx) => b.op('Reshape', [b.op('Transpose', [ctx], [attr('perm', [1, 2, 0, 3])]), ints([0, 0, E])]);
+  } else if (variant === 'roundtrip') {
+    // Identity and a flatten/unflatten round trip before the head split, and on the context.
+    const heads = (t: string, perm: number[]) => {
+      const flat = b.op('Reshape', [b.op('Identity', [t]), ints([-1, E])]);
+      return b.op('Transpose', [b.op('Reshape', [flat, ints([-1, N, H, DH])])], [attr('perm', perm)]);
+    };
+    q = heads(linear(x, C, E, 'q'), [0, 2, 1, 3]);
+    k = heads(linear(x, C, E, 'k'), [0, 2, 3, 1]);
+    v = heads(linear(x, C, E, 'v'), [0, 2, 1, 3]);
+    merge = (ctx) => {
+      const t = b.op('Identity', [b.op('Transpose', [ctx], [attr('perm', [0, 2, 1, 3])])]);
+      return b.op('Reshape', [b.op('Reshape', [t, ints([-1, H * DH])]), ints([-1, N, E])]);
+    };
+  } else if (variant === 'heads-minor') {
+    // Features j*H + h: the head is the minor digit ([B, N, dh, H]).
+    const heads = (t: string, perm: number[]) => b.op('Transpose', [b.op('Reshape', [t, ints([0, 0, DH, H])])], [attr('perm', perm)]);
+    q = heads(linear(x, C, E, 'q'), [0, 3, 1, 2]);
+    k = heads(linear(x, C, E, 'k'), [0, 3, 2, 1]);
+    v = heads(linear(x, C, E, 'v'), [0, 3, 1, 2]);
+    merge = (ctx) => b.op('Reshape', [b.op('Transpose', [ctx], [attr('perm', [0, 2, 3, 1])]), ints([0, 0, E])]);
+    outRowHead = (g) => g % H;
+  } else if (variant === 'mixed-tokens') {
+    // Heads folded into the token axis: [B, N*H, dh]. Attention then mixes heads; not prunable.
+    const rows = (t: string) => b.op('Reshape', [t, ints([0, N * H, DH])]);
+    q = rows(linear(x, C, E, 'q'));
+    k = b.op('Transpose', [rows(linear(x, C, E, 'k'))], [attr('perm', [0, 2, 1])]);
+    v = rows(linear(x, C, E, 'v'));
+    merge = (ctx) => b.op('Reshape', [ctx, ints([0, N, E])]);
+  } else {
+    // One projection per head, concatenated on a new head axis.
+    const perHead = (role: string) =>
+      b.op('Concat', Array.from({ length: H }, (_, h) => b.op('Unsqueeze', [linear(x, C, DH, `${role}${h}`), ints([1])])), [attr('axis', 1)]);
+    q = perHead('q');
+    k = b.op('Transpose', [perHead('k')], [attr('perm', [0, 1, 3, 2])]);
+    v = perHead('v');
+  }
+  const scores = b.op('Mul', [b.op('MatMul', [q, k]), scale]);
+  b.nodes.push(...[]);
+  const probs = b.op('Softmax', [scores], [attr('axis', -1)]);
+  b.nodes[b.nodes.length - 1].output[0] = 'probs';
+  void probs;
+  const ctx = b.op('MatMul', ['probs', v]);
+  const out = b.op('Add', [b.op('MatMul', [merge(ctx), b.weight('out.w', [E, C], 0.5)]), b.weight('out.b', [C], 0.3)]);
+  b.op('Add', ['x', out]);
+  b.nodes[b.nodes.length - 1].output[0] = 'y';
+  const model = b.build({ name: 'x', shape: ['batch', N, C] }, [{ name: 'y', shape: ['batch', N, C] }], 17);
+  return { model, outRowHead };
+}
+
+/** The original with the rows of 'out.w' that read removed heads zeroed (the masked original). */
+function zeroHeads(model: OnnxModel, removed: number[], outRowHead: (g: number) => number): OnnxModel {
+  const proto = structuredClone(model.proto);
+  const w = proto.graph!.initializer.find((t) => t.name === 'out.w')!;
+  const [rows, cols] = tensorDims(w);
+  const vals = readFloat32(w).slice();
+  for (let g = 0; g < rows; g++) if (removed.includes(outRowHead(g))) vals.fill(0, g * cols, (g + 1) * cols);
+  const i = proto.graph!.initializer.indexOf(w);
+  proto.graph!.initializer[i] = makeTensor('out.w', [rows, cols], vals);
+  return { proto };
+}
+
+const prunable: Variant[] = ['split-fused', 'interleaved-gather', 'head-first', 'roundtrip', 'heads-minor'];
+
+describe('head-axis dependency analysis on hand-built layouts', () => {
+  for (const variant of prunable) {
+    it(`${variant}: heads found from the shapes, pruned == masked original at batch 1 and 3`, async () => {
+      const { model, outRowHead } = build(variant);
+      const [block] = findAttentionBlocks(model);
+      expect([block.numHeads, block.headDim, block.embedDim]).toEqual([H, DH, E]);
+      for (const kept of [[0, 2], [3]]) {
+        const removed = [0, 1, 2, 3].filter((h) => !kept.includes(h));
+        const { model: pruned } = pruneHeads(model, [{ tap: 'probs', kind: 'heads', total: H, keep: kept }]);
+        expect(findAttentionBlocks(pruned)[0].numHeads).toBe(kept.length);
+        // Every q/k/v/out weight lost exactly the removed heads' share.
+        const size = (m: OnnxModel, name: string) => m.proto.graph!.initializer.filter((t) => t.name.startsWith(name)).reduce((a, t) => a + tensorDims(t).reduce((x, y) => x * y, 1), 0);
+        expect(size(pruned, 'out.w')).toBe((E * C * kept.length) / H);
+        const oracle = zeroHeads(model, removed, outRowHead);
+        for (const batch of [1, 3]) {
+          const dims = [batch, N, C];
+          const x = randomInput(dims, 40 + batch);
+          const [p, o, base] = await Promise.all([logits(pruned, x, dims), logits(oracle, x, dims), logits(model, x, dims)]);
+          expect(relativeMaxDiff(p, o)).toBeLessThanOrEqual(1e-5);
+          expect(relativeMaxDiff(o, base)).toBeGreaterThan(1e-3);
+        }
+      }
+    });
+  }
+
+  const scratch = mkdtempSync(join(tmpdir(), 'fairprune-dependency-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  const refusals: [Variant, RegExp][] = [
+    ['mixed-tokens', /the head axis cannot be followed at 'matmul_\d+' \(MatMul\): the token axis of Q also holds heads or features \(merged with them by 'reshape_\d+' \(Reshape\)\)/],
+    ['concat-heads', /Q \(input 0\) of 'matmul_\d+' \(MatMul\) does not come from a linear layer through data-movement ops \(the trace stops at 'concat_\d+' \(Concat\)\)/],
+  ];
+  for (const [variant, message] of refusals) {
+    it(`${variant}: refused naming the node where the head axis is lost, nothing written`, () => {
+      const { model } = build(variant);
+      const input = join(scratch, `${variant}.onnx`);
+      const output = join(scratch, `${variant}.pruned.onnx`);
+      saveModel(model, input);
+      expect(() => findAttentionBlocks(model)).toThrow(GraphError);
+      expect(() => findAttentionBlocks(model)).toThrow(message);
+      expect(() => pruneVitToFile(input, output, { pattern: 'heads', headKeeps: [{ tap: 'probs', kind: 'heads', total: H, keep: [0] }] })).toThrow(message);
+      expect(existsSync(output)).toBe(false);
+    });
+  }
+});
