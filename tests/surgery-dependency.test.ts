@@ -11,10 +11,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GraphError, makeTensor, readFloat32, saveModel, tensorDims } from '../src/onnx/index.js';
+import { GraphError, makeInt64Tensor, makeTensor, readFloat32, saveModel, tensorDims } from '../src/onnx/index.js';
 import type { OnnxModel } from '../src/onnx/io.js';
 import { findAttentionBlocks, pruneHeads, pruneVitToFile } from '../src/surgery/vit/index.js';
+import { removeChannels, removeFilterSets } from '../src/surgery/index.js';
 import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
+import { compareModels, complement, maskFilters } from './helpers/oracle.js';
 import { logits, relativeMaxDiff } from './helpers/oracle-vit.js';
 
 const N = 5;
@@ -172,4 +174,61 @@ describe('head-axis dependency analysis on hand-built layouts', () => {
       expect(existsSync(output)).toBe(false);
     });
   }
+});
+
+/**
+ * CNN: the channel axis followed through Reshapes by shapes. conv(6) -> relu -> maxpool -> conv(8)
+ * -> relu -> maxpool [B, 8, 2, 2], then one of several ways to the classifier; input [B, 3, 8, 8].
+ */
+type CnnHead = 'rows' | 'unsqueezed' | 'runtime-flatten' | 'batch-mixed';
+function cnn(head: CnnHead): OnnxModel {
+  const b = new GraphBuilder(9);
+  const ints = (vals: number[]) => b.ints(`c${b.inits.length}`, vals);
+  const pad1 = [attr('pads', [1, 1, 1, 1])];
+  const pool = [attr('kernel_shape', [2, 2]), attr('strides', [2, 2])];
+  let x = b.op('Conv', ['input', b.weight('c0.w', [6, 3, 3, 3]), b.weight('c0.b', [6])], pad1);
+  x = b.op('MaxPool', [b.op('Relu', [x])], pool);
+  x = b.op('Conv', [x, b.weight('c1.w', [8, 6, 3, 3]), b.weight('c1.b', [8])], pad1);
+  x = b.op('MaxPool', [b.op('Relu', [x])], pool);
+  if (head === 'rows') {
+    // [B, C*H, W] then Flatten: the channel block grows H, then H*W.
+    x = b.op('Flatten', [b.op('Reshape', [x, ints([0, 16, 2])])], [attr('axis', 1)]);
+    x = b.op('Gemm', [x, b.weight('fc.w', [4, 32], 0.5), b.weight('fc.b', [4])], [attr('transB', 1)]);
+  } else if (head === 'unsqueezed') {
+    // [B, C*H*W] then [B, 1, C*H*W] into a rank-3 MatMul.
+    x = b.op('Reshape', [b.op('Reshape', [x, ints([-1, 32])]), ints([-1, 1, 32])]);
+    x = b.op('Reshape', [b.op('MatMul', [x, b.weight('fc.w', [32, 4], 0.5)]), ints([-1, 4])]);
+  } else if (head === 'runtime-flatten') {
+    // torch's x.view(x.size(0), -1) written with Shape -> Gather -> Unsqueeze -> Concat.
+    b.inits.push(makeInt64Tensor('zero', [0], []));
+    const n = b.op('Unsqueeze', [b.op('Gather', [b.op('Shape', [x]), 'zero'], [attr('axis', 0)]), ints([0])]);
+    x = b.op('Reshape', [x, b.op('Concat', [n, ints([-1])], [attr('axis', 0)])]);
+    x = b.op('Gemm', [x, b.weight('fc.w', [4, 32], 0.5), b.weight('fc.b', [4])], [attr('transB', 1)]);
+  } else {
+    // [B*C, H*W]: channels folded into the batch axis; the classifier cannot read them per channel.
+    x = b.op('Reshape', [b.op('Reshape', [x, ints([-1, 4])]), ints([-1, 32])]);
+    x = b.op('Gemm', [x, b.weight('fc.w', [4, 32], 0.5), b.weight('fc.b', [4])], [attr('transB', 1)]);
+  }
+  b.nodes[b.nodes.length - 1].output[0] = 'logits';
+  return b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'logits', shape: ['batch', 4] }], 17);
+}
+
+describe('channel-axis analysis through Reshapes (CNN)', () => {
+  for (const head of ['rows', 'unsqueezed', 'runtime-flatten'] as const) {
+    it(`${head}: filters of both convs removed, pruned == masked original at batch 1 and 3`, async () => {
+      const model = cnn(head);
+      const keep = { conv_0: [0, 2, 3], conv_3: [1, 4, 6, 7] };
+      const res = removeFilterSets(model, keep);
+      const cmp = await compareModels(maskFilters(model, { conv_0: complement(6, keep.conv_0), conv_3: complement(8, keep.conv_3) }), res.model, [3, 8, 8]);
+      for (const c of cmp) expect(c.relative).toBeLessThanOrEqual(1e-5);
+      const fc = res.layers.find((l) => l.opType === 'Gemm' || l.opType === 'MatMul')!;
+      expect([fc.inputsBefore, fc.inputsAfter]).toEqual([32, 16]);
+    });
+  }
+
+  it('batch-mixed: a Reshape that folds the channels into the batch is refused naming it', () => {
+    const model = cnn('batch-mixed');
+    expect(() => removeChannels(model, 'conv_3', [0, 1])).toThrow(GraphError);
+    expect(() => removeChannels(model, 'conv_3', [0, 1])).toThrow(/'reshape_\d+' \(Reshape\)/);
+  });
 });

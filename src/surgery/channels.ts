@@ -19,6 +19,7 @@ import {
   attrInts,
   type NodeProto,
 } from '../onnx/index.js';
+import { ShapeInference, sym, type Sym } from '../onnx/shape-infer.js';
 
 /** The channel axis of one value. */
 export interface ChannelTrack {
@@ -74,11 +75,12 @@ export interface FcEdit {
   axis: number;
 }
 
-/** A Reshape to [N, C*H*W] whose shape constant spells out C*H*W. */
+/** A Reshape whose constant target states the size of the channel axis (C*block) at `axis`. */
 export interface ReshapeEdit {
   node: NodeProto;
   track: ChannelTrack;
   shape: number[];
+  axis: number;
 }
 
 const UNARY_PASS = new Set([
@@ -102,8 +104,12 @@ export class ChannelGraph {
   readonly source: (FilterRef | undefined)[] = [];
   readonly order: NodeProto[];
 
+  /** Symbolic shapes of every value (one pass), for following the channel axis through Reshapes. */
+  readonly shapes: ShapeInference;
+
   constructor(readonly index: GraphIndex) {
     this.order = index.topologicalOrder();
+    this.shapes = new ShapeInference(index, { order: this.order });
     for (const node of this.order) this.visit(node);
     for (const out of index.graph.output) {
       const t = this.tracks.get(out.name);
@@ -309,56 +315,64 @@ export class ChannelGraph {
   /** Pins that cover only some channels of a value (untracked Concat inputs). */
   readonly freshPins: { ids: number[]; pin: Pin }[] = [];
 
+  /**
+   * Follows the channel axis through a Reshape by shapes: the input is seen as a row-major list of
+   * factors (the dims before the channel axis, the C channels, the `block` positions of each
+   * channel, the dims after), regrouped into the output dims from shape inference. The channels
+   * must stay one whole factor leading their output axis; the factors after it in that axis are
+   * the new block (H*W for a flatten to [N, C*H*W], however the target is written: a constant,
+   * [N, -1], or computed from Shape at run time).
+   */
   private visitReshape(node: NodeProto, t: ChannelTrack | undefined, tracked: (ChannelTrack | undefined)[]): void {
     if (!t || tracked[1]) return this.pinAll(node, 'its shape depends on a tracked value');
-    if (t.axis !== 1) return this.pinAll(node, 'it reshapes an already flattened value');
     if (attrInt(node, 'allowzero', 0) === 1) return this.pinAll(node, 'allowzero=1 is not supported');
-    const shape = this.index.constantInts(node.input[1]);
-    if (shape) {
-      // Only flattening into [N, C*H*W] keeps the channel blocks apart.
-      const [n, f] = shape;
-      const C = t.ids.length;
-      if (shape.length !== 2 || n === undefined || f === undefined || (n === -1 && f === -1) || (f !== -1 && (f <= 0 || f % C !== 0))) {
-        return this.pinAll(node, `reshape to [${shape.join(', ')}] is not a flatten to [N, C*H*W]`);
+    const inShape = this.shapes.shape(node.input[0]);
+    const outShape = this.shapes.shape(node.output[0]);
+    if (!inShape || !outShape || inShape.length !== t.rank) return this.pinAll(node, 'the shapes around it are not known');
+    const C = t.ids.length;
+    const inner = t.block !== undefined ? sym.of(t.block) : sym.div(inShape[t.axis], sym.of(C));
+    if (!inner) return this.pinAll(node, `its input's channel axis does not hold ${C} channels`);
+    type F = { chan: boolean; size: Sym };
+    const queue: F[] = [...inShape.slice(0, t.axis).map((d) => ({ chan: false, size: d })), { chan: true, size: sym.of(C) }, { chan: false, size: inner }, ...inShape.slice(t.axis + 1).map((d) => ({ chan: false, size: d }))].filter(
+      (f) => f.chan || !(sym.isConst(f.size) && f.size.c === 1),
+    );
+    let axis = -1;
+    let block: Sym = sym.of(1);
+    for (let k = 0; k < outShape.length; k++) {
+      let rem: Sym = outShape[k];
+      let first = true;
+      while (!(sym.isConst(rem) && rem.c === 1)) {
+        const f = queue.shift();
+        if (!f) return this.pinAll(node, `reshape to [${outShape.map(sym.str).join(', ')}] does not keep the channel axis whole`);
+        const left = sym.div(rem, f.size);
+        if (f.chan) {
+          if (!left || !first) return this.pinAll(node, `reshape to [${outShape.map(sym.str).join(', ')}] ${left ? 'puts other data ahead of the channels in their axis' : 'splits the channel axis'}`);
+          axis = k;
+        } else if (axis === k) block = sym.mul(block, left ? f.size : rem);
+        if (left) rem = left;
+        else {
+          const minor = sym.div(f.size, rem);
+          if (!minor) return this.pinAll(node, `reshape to [${outShape.map(sym.str).join(', ')}] cuts a dim that cannot be followed`);
+          queue.unshift({ chan: false, size: minor });
+          rem = sym.of(1);
+        }
+        first = false;
       }
-      const out: ChannelTrack = { ids: t.ids, axis: 1, rank: 2, block: f > 0 ? f / C : undefined };
-      this.setTrack(node.output[0], out);
-      if (f > 0) this.reshapes.push({ node, track: out, shape });
-      return;
     }
-    if (this.isBatchByMinusOne(node.input[1])) {
-      this.setTrack(node.output[0], { ids: t.ids, axis: 1, rank: 2, block: undefined });
-      return;
+    if (axis < 0 || queue.length) return this.pinAll(node, `reshape to [${outShape.map(sym.str).join(', ')}] does not keep the channel axis whole`);
+    const out: ChannelTrack = { ids: t.ids, axis, rank: outShape.length, block: sym.isConst(block) ? block.c : undefined };
+    // The target's entry for the channel axis: -1 or 0 follow by themselves; a number is rewritten.
+    const c = this.index.constantInts(node.input[1]);
+    const target = this.shapes.ints(node.input[1]) ?? c;
+    const entry = target?.[axis];
+    if (entry === undefined) {
+      const v = this.shapes.value(node.input[1])?.[axis];
+      if (!v || !(sym.isConst(v) && (v.c === -1 || v.c === 0))) return this.pinAll(node, 'its computed shape may state the channel count');
+    } else if (entry > 0) {
+      if (!c || out.block === undefined) return this.pinAll(node, 'its computed shape states the channel count');
+      this.reshapes.push({ node, track: out, shape: c, axis });
     }
-    this.pinAll(node, 'its shape is computed and not recognized as [N, -1]');
-  }
-
-  /** A computed shape of the form Concat(<batch size from Shape>, [-1]): torch's x.view(x.size(0), -1). */
-  private isBatchByMinusOne(value: string): boolean {
-    const cat = this.index.producer.get(value);
-    if (cat?.opType !== 'Concat' || cat.input.length !== 2) return false;
-    const last = this.index.constantInts(cat.input[1]);
-    if (!last || last.length !== 1 || last[0] !== -1) return false;
-    const c0 = this.index.constantInts(cat.input[0]);
-    if (c0) return c0.length === 1 && c0[0] !== -1;
-    // Follow Unsqueeze/Cast/Squeeze down to Gather(Shape(x), 0) or Slice(Shape(x), 0, 1).
-    let v = cat.input[0];
-    for (let p = this.index.producer.get(v); p; p = this.index.producer.get(v)) {
-      if (p.opType === 'Unsqueeze' || p.opType === 'Cast' || p.opType === 'Squeeze') {
-        v = p.input[0];
-        continue;
-      }
-      const src = this.index.producer.get(p.input[0]);
-      if (src?.opType !== 'Shape') return false;
-      if (p.opType === 'Gather') return (this.index.constantInts(p.input[1]) ?? []).every((i) => i === 0);
-      if (p.opType === 'Slice') {
-        const starts = this.index.constantInts(p.input[1]);
-        const ends = this.index.constantInts(p.input[2]);
-        return starts?.[0] === 0 && ends?.[0] === 1;
-      }
-      return false;
-    }
-    return false;
+    this.setTrack(node.output[0], out);
   }
 
   /** Every reader of this Shape's output takes only dims other than the channel axis (Gather/Slice by constants). */

@@ -484,7 +484,8 @@ function applyRemoval(
   for (const r of cg.reshapes) {
     if (!changedTrack(r.track)) continue;
     const t = ownConstantInput(index, r.node, 1);
-    writeTensor(t, [2], BigInt64Array.from([r.shape[0], keptOf(r.track).length * r.track.block!], (v) => BigInt(v)));
+    const shape = r.shape.map((v, i) => (i === r.axis ? keptOf(r.track).length * r.track.block! : v));
+    writeTensor(t, [shape.length], BigInt64Array.from(shape, (v) => BigInt(v)));
   }
 
   // Recorded shapes.
