@@ -28,7 +28,10 @@ for (const arch of archs.length ? archs : ['vgg11', 'vit_b_16']) {
   }
   const c = await graphCost(file);
   console.log(`\n${arch} (${file})`);
-  console.log(`  parameters ${(c.parameters / 1e6).toFixed(2)} M (stored ${(c.storedParameters / 1e6).toFixed(2)} M), ${(c.macs / 1e9).toFixed(2)} GMACs, ${c.weightMiB.toFixed(1)} MiB`);
+  console.log(
+    `  parameters ${(c.parameters / 1e6).toFixed(2)} M, each tensor once (${c.parameters}; per reader ${(c.parametersPerReader / 1e6).toFixed(2)} M = ${c.parametersPerReader}, ` +
+      `${(c.weightBytesPerReader / 2 ** 20).toFixed(1)} MiB), ${(c.macs / 1e9).toFixed(2)} GMACs, ${c.weightMiB.toFixed(1)} MiB`,
+  );
   console.log(`  MACs by op type: ${Object.entries(c.macsByOpType).map(([k, v]) => `${k} ${(v / 1e9).toFixed(3)} G`).join(', ')}; attention MatMuls ${(c.attentionMacs / 1e9).toFixed(3)} G`);
   if (c.uncountedOpTypes.length) console.log(`  not counted: ${c.uncountedOpTypes.join(', ')}`);
   if (args.includes('--no-latency')) continue;

@@ -12,6 +12,7 @@ import { pruneFilters, pruneFiltersToFile, removeChannels, removeFilterSets, sli
 import { DataType, GraphError, GraphIndex, loadModel, makeInt64Tensor, makeTensor, makeValueInfo, readTensor, saveModel, serializeModel, tensorDims, type OnnxModel } from '../src/onnx/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
+import { graphCost } from '../src/metrics/cost.js';
 
 const TOL = 1e-4;
 
@@ -67,6 +68,34 @@ describe('tiny CNN (conv-relu-maxpool x2, flatten 2x2 blocks into Gemm)', () => 
       expect(surgeryTotals(res.layers).paramsRemoved).toBe(paramCount(model) - paramCount(res.model));
       await expectOracle(model, res.model, { conv_0: complement(6, k1), conv_3: complement(8, k2) }, [3, 8, 8]);
     }
+  });
+
+  it('a bias shared by two convs counts once; the pruned conv gets a private copy, the shared one stays for the other (records by hand)', async () => {
+    // conv1 [4,3,3,3] and conv2 [4,4,3,3] read one bias 'b' [4] (as torch.onnx stores equal zero
+    // biases once); fc [3,16] + [3] after a 2x2 map. Keep filters 0 and 2 of conv1 only.
+    const b = new GraphBuilder(8);
+    const bias = b.weight('b', [4]);
+    let x = b.op('Conv', ['input', b.weight('c1.w', [4, 3, 3, 3]), bias], [attr('pads', [1, 1, 1, 1])]);
+    x = b.op('MaxPool', [b.op('Relu', [x])], [attr('kernel_shape', [2, 2]), attr('strides', [2, 2])]);
+    const tap = x;
+    x = b.op('Conv', [x, b.weight('c2.w', [4, 4, 3, 3]), bias], [attr('pads', [1, 1, 1, 1])]);
+    x = b.op('MaxPool', [b.op('Relu', [x])], [attr('kernel_shape', [2, 2]), attr('strides', [2, 2])]);
+    b.op('Gemm', [b.op('Flatten', [x], [attr('axis', 1)]), b.weight('fc.w', [3, 16]), b.weight('fc.b', [3])], [attr('transB', 1)]);
+    b.nodes[b.nodes.length - 1].output[0] = 'logits';
+    const model = b.build({ name: 'input', shape: ['batch', 3, 8, 8] }, [{ name: 'logits', shape: ['batch', 3] }]);
+    const res = pruneFilters(model, [{ tap, kind: 'filters', total: 4, keep: [0, 2] }], { scope: 'last' });
+    // Before, each tensor once: 108 + 144 + 4 + 48 + 3 = 307. After: conv1 54 + its private bias 2,
+    // conv2 4x2x3x3 = 72, the shared bias 4 (conv2 still reads it), fc 51: 183.
+    const [before, after] = [await graphCost(model), await graphCost(res.model)];
+    expect([before.parameters, after.parameters]).toEqual([307, 183]);
+    expect([before.parametersPerReader, after.parametersPerReader]).toEqual([311, 183]);
+    // conv1: 108 - 54 weight elements, minus the 2 of its new private bias; conv2: 144 - 72.
+    expect(res.layers.map((l) => [l.opType, l.change, l.paramsRemoved])).toEqual([
+      ['Conv', 'keep-set', 52],
+      ['Conv', 'consumer', 72],
+    ]);
+    expect(surgeryTotals(res.layers).paramsRemoved).toBe(before.parameters - after.parameters);
+    await expectOracle(model, res.model, { [b.nodes[0].name]: [1, 3] }, [3, 8, 8]);
   });
 
   it('removeChannels prunes one Conv directly', async () => {

@@ -37,6 +37,8 @@ interface Entry {
   batch: number | null;
   exported: boolean;
   exportError?: string;
+  keepInitializersAsInputs: boolean;
+  irVersion?: number;
   attention: { heads: number; width: number }[];
   /** Rewrites of a torch 1.13 export (not torch exports themselves): what was rewritten. */
   rewrite?: string;
@@ -67,7 +69,7 @@ function outcomeOf(e: Entry, p: Pattern): Outcome {
 const batchesOf = (e: Entry) => (e.batch ? [e.batch] : [1, 3]);
 
 interface Plan {
-  prune: (m: OnnxModel) => OnnxModel;
+  prune: (m: OnnxModel, keepInitializerInputs?: boolean) => OnnxModel;
   toFile: (input: string, output: string) => void;
   oracle: (m: OnnxModel) => OnnxModel;
 }
@@ -85,7 +87,7 @@ function plan(e: Entry, model: OnnxModel, p: Pattern, seed: number): Plan {
       for (const c of b.convs.filter((c) => c.filters === width)) masks[c.name] = complement(width, keep);
     }
     return {
-      prune: (m) => pruneFilters(m, keeps, { scope: 'block' }).model,
+      prune: (m, keepInitializerInputs) => pruneFilters(m, keeps, { scope: 'block', keepInitializerInputs }).model,
       toFile: (i, o) => void pruneFiltersToFile(i, o, keeps, { scope: 'block' }),
       oracle: (m) => maskFilters(m, masks),
     };
@@ -97,7 +99,7 @@ function plan(e: Entry, model: OnnxModel, p: Pattern, seed: number): Plan {
     const keep = randomKeep(total, rand, 0.5);
     const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total, keep };
     return {
-      prune: (m) => pruneVit(m, { pattern: 'patch', patchKeep }).model,
+      prune: (m, keepInitializerInputs) => pruneVit(m, { pattern: 'patch', patchKeep, keepInitializerInputs }).model,
       toFile: (i, o) => void pruneVitToFile(i, o, { pattern: 'patch', patchKeep }),
       oracle: (m) => zeroPatchFilters(m, conv.output[0], complement(total, keep)),
     };
@@ -114,7 +116,7 @@ function plan(e: Entry, model: OnnxModel, p: Pattern, seed: number): Plan {
     masks.push({ softmax: softmaxes[i], numHeads: a.heads, kept: keep, width: a.width });
   });
   return {
-    prune: (m) => pruneVit(m, { pattern: 'heads', headKeeps }).model,
+    prune: (m, keepInitializerInputs) => pruneVit(m, { pattern: 'heads', headKeeps, keepInitializerInputs }).model,
     toFile: (i, o) => void pruneVitToFile(i, o, { pattern: 'heads', headKeeps }),
     oracle: (m) => maskHeads(m, masks),
   };
@@ -232,10 +234,50 @@ describe('export matrix', () => {
     );
   });
 
-  it('torch-deduplicated zero biases: per-layer paramsRemoved add up to the parameter difference, each alias once', () => {
+  // Graph inputs that shadow initializers: dropped after surgery from IR 4 on unless asked to keep
+  // them (then listed with the new shapes); below IR 4 the IR requires them, so every initializer
+  // stays listed. Both forms run equal in onnxruntime and go through full_check below.
+  for (const e of manifest.fixtures.filter((f) => f.exported && f.keepInitializersAsInputs)) {
+    it(`${e.name} (IR ${e.irVersion}, initializers as inputs): ${e.irVersion! >= 4 ? 'shadowing inputs dropped by default, kept with keepInitializerInputs' : 'every initializer stays a graph input (IR 3)'}`, async () => {
+      const model = loadModel(join(DIR, e.file));
+      const inits = (m: OnnxModel) => new Map(m.proto.graph!.initializer.map((t) => [t.name, t.dims.map(Number)]));
+      const inputDims = (m: OnnxModel) =>
+        new Map(m.proto.graph!.input.map((v) => [v.name, (v.type!.value.value as { shape?: { dim: { value: { value: unknown } }[] } }).shape?.dim.map((d) => Number(d.value.value))]));
+      const shadowing = (m: OnnxModel) => [...inputDims(m).keys()].filter((n) => inits(m).has(n));
+      expect(shadowing(model).length).toBeGreaterThan(0);
+      const p = patternsOf(e)[patternsOf(e).length - 1];
+      const cell = plan(e, model, p, 4000 + manifest.fixtures.indexOf(e));
+      const [dropped, kept] = [cell.prune(model), cell.prune(model, true)];
+      for (const m of e.irVersion! >= 4 ? [kept] : [dropped, kept]) {
+        // Listed with the initializer's own (new) shape; below IR 4 every initializer is listed.
+        const listed = inputDims(m);
+        for (const name of shadowing(m)) expect(listed.get(name), name).toEqual(inits(m).get(name));
+        if (e.irVersion! < 4) expect(shadowing(m).sort()).toEqual([...inits(m).keys()].sort());
+        else expect(shadowing(m).length).toBeGreaterThan(0);
+      }
+      if (e.irVersion! >= 4) expect(shadowing(dropped)).toEqual([]);
+      expect(dropped.proto.graph!.input.filter((v) => !inits(dropped).has(v.name)).map((v) => v.name)).toEqual(['input']);
+      const batch = e.batch ?? 3;
+      const x = randomInput([batch, 3, 32, 32], 9);
+      const [a, b, o] = await Promise.all([logits(dropped, x, [batch, 3, 32, 32]), logits(kept, x, [batch, 3, 32, 32]), logits(cell.oracle(model), x, [batch, 3, 32, 32])]);
+      expect(relativeMaxDiff(a, o)).toBeLessThanOrEqual(TOL);
+      expect(relativeMaxDiff(b, o)).toBeLessThanOrEqual(TOL);
+      for (const [tag, m] of [['dropped', dropped], ['kept', kept]] as const) {
+        const out = join(scratch, `${e.name}.${p}.inputs-${tag}.onnx`);
+        saveModel(m, out);
+        written.push(out);
+      }
+      table.push(
+        `${e.name} (IR ${e.irVersion}) | ${p}, initializer inputs | ${shadowing(model).length} listed before; ${shadowing(dropped).length} after by default, ${shadowing(kept).length} with keepInitializerInputs; both equal the oracle`,
+      );
+    });
+  }
+
+  it('torch-deduplicated zero biases: each tensor counted once; per-layer paramsRemoved add up to the difference', () => {
     // torchvision's init leaves every bias 0; torch.onnx stores one zero tensor per size and
-    // aliases it through Identity nodes. Each layer still has its own bias (countParameters counts
-    // a tensor once per reader), and each pruned layer's record removes exactly its own share.
+    // aliases it through Identity nodes. countParameters counts that tensor once (owned by its
+    // first reader); a pruned layer gets a private copy of its bias, and the shared one stays
+    // while other layers read it.
     const model = loadModel(join(DIR, 'vgg11_zb_op14_dyn.onnx'));
     const aliases = model.proto.graph!.node.filter((n) => n.opType === 'Identity');
     expect(aliases.length).toBeGreaterThan(0);
@@ -244,19 +286,40 @@ describe('export matrix', () => {
       const width = b.convs[b.convs.length - 1].filters;
       return { tap: b.tap, kind: 'filters', total: width, keep: randomKeep(width, rand, 0.5) };
     });
+    const ob = GraphIndex.ofModel(model);
+    const source = (ix: GraphIndex, v: string) => {
+      for (let p = ix.producer.get(v); p?.opType === 'Identity'; p = ix.producer.get(v)) v = p.input[0];
+      return v;
+    };
+    const size = (ix: GraphIndex, v: string) => ix.constantDims(source(ix, v))!.reduce((a, b) => a * b, 1);
+    const convs = model.proto.graph!.node.filter((n) => n.opType === 'Conv');
     for (const scope of ['block', 'last'] as const) {
       const res = pruneFilters(model, keeps, { scope });
-      const removed = countParameters(model.proto).parameters - countParameters(res.model.proto).parameters;
-      expect(surgeryTotals(res.layers).paramsRemoved).toBe(removed);
-      // And layer by layer: a Conv's record is its weight and bias elements before minus after.
-      const index = GraphIndex.ofModel(res.model);
+      const [b, a] = [countParameters(model.proto), countParameters(res.model.proto)];
+      expect(surgeryTotals(res.layers).paramsRemoved).toBe(b.parameters - a.parameters);
+      // The shared biases make the per-reader view differ: each reader counted a shared bias.
+      expect(b.parametersPerReader).toBeGreaterThan(b.parameters);
+      // Layer by layer, from the two graphs: the weight elements removed, then the bias: sliced in
+      // place (+ removed), or a private copy (- its size) with the shared tensor counted as removed
+      // by its first reader once no layer reads it.
+      const ix = GraphIndex.ofModel(res.model);
+      const stored = new Set(res.model.proto.graph!.initializer.map((t) => t.name));
       for (const rec of res.layers.filter((l) => l.opType === 'Conv' && l.change === 'keep-set')) {
-        const conv = index.byName.get(rec.node)!;
-        const before = GraphIndex.ofModel(model).byName.get(rec.node)!;
-        const size = (ix: GraphIndex, n: typeof conv, i: number) => (ix.constantDims(n.input[i]) ?? ix.constantDims(ix.producer.get(n.input[i])!.input[0])!).reduce((a, b) => a * b, 1);
-        const ob = GraphIndex.ofModel(model);
-        expect(rec.paramsRemoved, rec.node).toBe(size(ob, before, 1) + size(ob, before, 2) - size(index, conv, 1) - size(index, conv, 2));
+        const [before, after] = [ob.byName.get(rec.node)!, ix.byName.get(rec.node)!];
+        let expected = size(ob, before.input[1]) - size(ix, after.input[1]);
+        const [bb, ba] = [source(ob, before.input[2]), source(ix, after.input[2])];
+        if (bb === ba) expected += size(ob, bb) - size(ix, ba);
+        else {
+          expected -= size(ix, ba);
+          const firstReader = convs.find((c) => source(ob, c.input[2]) === bb)!;
+          if (!stored.has(bb) && firstReader.name === rec.node) expected += size(ob, bb);
+        }
+        expect(rec.paramsRemoved, rec.node).toBe(expected);
       }
+      table.push(
+        `vgg11_zb_op14_dyn | filters, scope ${scope} | parameters (each tensor once) ${b.parameters} -> ${a.parameters} (records add up: ${surgeryTotals(res.layers).paramsRemoved}); ` +
+          `per reader ${b.parametersPerReader} -> ${a.parametersPerReader}; stored ${b.storedParameters} -> ${a.storedParameters}`,
+      );
     }
   });
 

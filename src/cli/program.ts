@@ -67,6 +67,7 @@ export function buildProgram(): Command {
     .option('--report <dir>', 'write report.json and report.html here')
     .option('--recovery <methods>', 'training-free recovery after pruning, not part of SkewPrune: bias, lstsq, refit (comma list; refit needs a labelled calibration dataset)', recoveryMethods)
     .option('--external-data', 'store large weights in <out>.data beside the model')
+    .option('--keep-initializer-inputs', 'keep graph inputs that shadow initializers (keep_initializers_as_inputs exports) in the pruned model; dropped by default from IR 4 on')
     .option('-f, --force', 'replace existing output files')
     .action(async (model: string, o) => (await import('./commands/prune.js')).prune(model, o, globals()));
 

@@ -61,6 +61,7 @@ export function validateSkewPruneOptions(input: unknown, options: unknown): void
   checkOneOf(o, 'kind', ['auto', 'cnn', 'vit']);
   checkOneOf(o, 'pattern', ['filters', 'patch', 'patch+early-heads', 'heads', 'patch+heads', 'staged']);
   checkOneOf(o, 'scope', ['block', 'last']);
+  checkBoolean(o, 'keepInitializerInputs');
   checkNumber(o, 'threshold');
   checkNonNegativeInt(o, 'minKeep');
   checkRunOptions(o);

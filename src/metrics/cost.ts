@@ -1,6 +1,6 @@
 /**
  * Cost of a model read from its graph (SPEC section 6, RQ3): parameters (elements of float
- * initializers), weight memory in MiB, and multiply-accumulates per op type at batch 1:
+ * weight tensors, each tensor once), weight memory in MiB, and multiply-accumulates per op type at batch 1:
  * Conv = output elements x Cin/group x kh x kw; Gemm and MatMul = M x N x K (times broadcast batch
  * dims), attention MatMuls (both operands computed from the data input, e.g. Q.K^T and A.V; a weight
  * reached through Reshape/Transpose is not) included and also reported
@@ -11,11 +11,11 @@ import { create } from '@bufbuild/protobuf';
 import { DataType, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto.js';
 import { GraphIndex, attrInt, inferElemType, nodeInputs, type NodeProto } from '../onnx/graph.js';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
-import { bitsPerElement, elementCount, tensorDims } from '../onnx/tensor.js';
+import { elementCount, tensorDims } from '../onnx/tensor.js';
+import { parameterTensors } from '../onnx/params.js';
 import { GraphError } from '../onnx/errors.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
 
-const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 /** Ops whose arithmetic this calculator does not count; listed in the result so nobody is misled. */
 const UNCOUNTED_HEAVY_OPS = new Set(['ConvTranspose', 'Einsum', 'Attention', 'MultiHeadAttention', 'FusedMatMul', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'LSTM', 'GRU', 'RNN']);
 
@@ -29,13 +29,17 @@ export interface NodeCost {
 
 export interface GraphCost {
   /**
-   * Elements of float initializers and float Constant-node tensors, once per node reading them
-   * (int64 shape constants and one-element scalars such as epsilons are not parameters).
+   * Elements of float initializers and float Constant-node tensors that some node computes with,
+   * each tensor once however many nodes read it (int64 shape constants and one-element scalars
+   * such as epsilons are not parameters).
    */
   parameters: number;
   /** Bytes of those float weights. */
   weightBytes: number;
-  /** Elements of float initializers as stored, each tensor once (exporters merge identical ones). */
+  /** Each tensor once per node reading it directly: a tensor shared by several layers counts for each. */
+  parametersPerReader: number;
+  weightBytesPerReader: number;
+  /** Every stored float tensor once, read or not. */
   storedParameters: number;
   storedWeightBytes: number;
   /** weightBytes / 2^20. */
@@ -62,52 +66,48 @@ export interface CostOptions {
 }
 
 /**
- * Parameters and weight bytes: float initializers only, each counted once per node that reads it.
- * Exporters (torch.onnx) merge identical initializers, e.g. the all-zero biases of several
- * layers, into one stored tensor; the model still has one bias per layer, so per-node counting
- * gives the model's own parameter count. `stored*` counts each stored tensor once (file view).
+ * Parameters and weight bytes (src/onnx/params.ts): float tensors of more than one element held as
+ * initializers or in Constant nodes, each tensor counted ONCE however many nodes read it (torch.onnx
+ * stores equal tensors once, e.g. the zero biases of several layers: the file holds one tensor),
+ * and only when some node computes with it. `perReader*` counts a tensor once per node that reads
+ * it directly (the layer view: every layer its own bias); `stored*` counts every stored tensor.
  */
-export function countParameters(proto: ModelProto): { parameters: number; weightBytes: number; storedParameters: number; storedWeightBytes: number } {
+export function countParameters(proto: ModelProto): {
+  parameters: number;
+  weightBytes: number;
+  parametersPerReader: number;
+  weightBytesPerReader: number;
+  storedParameters: number;
+  storedWeightBytes: number;
+} {
   const graph = proto.graph;
-  const floats = new Map<string, { n: number; bits: number }>();
-  let storedParameters = 0;
-  let storedBits = 0;
-  for (const t of graph?.initializer ?? []) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const n = elementCount(t.dims);
-    if (n <= 1) continue; // a scalar (epsilon, scale, exponent): a constant of the arithmetic, not a weight
-    const bits = n * bitsPerElement(t.dataType);
-    floats.set(t.name, { n, bits });
-    storedParameters += n;
-    storedBits += bits;
-  }
-  // Weights held in Constant nodes (Paddle2ONNX and others write every weight this way) are
-  // weights too; surgery folds them into initializers, and the count must not change by that.
-  for (const node of graph?.node ?? []) {
-    const t = node.opType === 'Constant' && node.domain === '' ? node.attribute.find((a) => a.name === 'value')?.t : undefined;
-    if (!t || !FLOAT_TYPES.has(t.dataType) || !node.output[0]) continue;
-    const n = elementCount(t.dims);
-    if (n <= 1) continue;
-    const bits = n * bitsPerElement(t.dataType);
-    floats.set(node.output[0], { n, bits });
-    storedParameters += n;
-    storedBits += bits;
-  }
+  const outputs = new Set((graph?.output ?? []).map((o) => o.name));
   let parameters = 0;
   let bits = 0;
-  const uses = (names: Iterable<string>) => {
-    for (const name of new Set(names)) {
-      const f = floats.get(name);
-      if (!f) continue;
-      parameters += f.n;
-      bits += f.bits;
+  let perReader = 0;
+  let perReaderBits = 0;
+  let storedParameters = 0;
+  let storedBits = 0;
+  for (const [name, t] of parameterTensors(graph)) {
+    storedParameters += t.elements;
+    storedBits += t.bits;
+    if (t.owner !== undefined) {
+      parameters += t.elements;
+      bits += t.bits;
     }
+    // A weight only a graph output reads still holds weights (once).
+    const readers = t.directReaders || (outputs.has(name) ? 1 : 0);
+    perReader += readers * t.elements;
+    perReaderBits += readers * t.bits;
+  }
+  return {
+    parameters,
+    weightBytes: bits / 8,
+    parametersPerReader: perReader,
+    weightBytesPerReader: perReaderBits / 8,
+    storedParameters,
+    storedWeightBytes: storedBits / 8,
   };
-  for (const node of graph?.node ?? []) uses(nodeInputs(node));
-  // A float initializer that is a graph output but read by no node still holds weights.
-  const read = new Set((graph?.node ?? []).flatMap((n) => nodeInputs(n)));
-  uses((graph?.output ?? []).map((o) => o.name).filter((n) => !read.has(n)));
-  return { parameters, weightBytes: bits / 8, storedParameters, storedWeightBytes: storedBits / 8 };
 }
 
 /**
@@ -250,7 +250,7 @@ function computedFromInput(index: GraphIndex): (value: string) => boolean {
 export async function graphCost(model: OnnxModel | string, options: CostOptions = {}): Promise<GraphCost> {
   const m = typeof model === 'string' ? loadModel(model) : model;
   const index = GraphIndex.ofModel(m);
-  const { parameters, weightBytes, storedParameters, storedWeightBytes } = countParameters(m.proto);
+  const { parameters, weightBytes, parametersPerReader, weightBytesPerReader, storedParameters, storedWeightBytes } = countParameters(m.proto);
   const inputShape = batchOneInputShape(index, options.inputShape);
   const batch = inputShape[0] > 0 ? inputShape[0] : 1;
   const needed = neededValues(index);
@@ -284,6 +284,8 @@ export async function graphCost(model: OnnxModel | string, options: CostOptions 
   return {
     parameters,
     weightBytes,
+    parametersPerReader,
+    weightBytesPerReader,
     storedParameters,
     storedWeightBytes,
     weightMiB: weightBytes / 2 ** 20,

@@ -11,3 +11,4 @@ export { resolveInside, LocationError } from './paths.js';
 export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './files.js';
 export * from './fold.js';
 export * from './lazy.js';
+export { parameterTensors, parametersRemovedByOwner, ownerLabel, type ParameterTensor } from './params.js';

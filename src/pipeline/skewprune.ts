@@ -55,6 +55,11 @@ export interface SkewPruneOptions {
   pattern?: PrunePattern;
   /** CNN only (default 'block', the paper's). */
   scope?: FilterScope;
+  /**
+   * Keep graph inputs that shadow initializers (keep_initializers_as_inputs exports) in the pruned
+   * model, with their new shapes. Default: dropped from IR 4 on; below IR 4 they always stay.
+   */
+  keepInitializerInputs?: boolean;
   /** Keep units whose median skewness is above this (default 0). */
   threshold?: number;
   /** Fewest units a layer keeps (default 1). */
@@ -308,7 +313,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
   let pruned: OnnxModel;
   const surgery: SkewPruneResult['surgery'] = {};
   if (kind === 'cnn') {
-    const r = await time('surgery', () => pruneFilters(original, keepSets, { scope: options.scope ?? 'block' }));
+    const r = await time('surgery', () => pruneFilters(original, keepSets, { scope: options.scope ?? 'block', keepInitializerInputs: options.keepInitializerInputs }));
     pruned = r.model;
     surgery.filters = r.layers;
   } else if (pattern === 'staged') {
@@ -322,13 +327,13 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
         keepSets.push(...heads.keepSets);
         minKeepFired.push(...heads.minKeepFired);
         return heads.keepSets;
-      }),
+      }, { keepInitializerInputs: options.keepInitializerInputs }),
     );
     pruned = r.model;
     surgery.patch = r.patch;
     surgery.heads = r.heads;
   } else {
-    const r = await time('surgery', () => pruneWithKeepSets(original, pattern, keepSets));
+    const r = await time('surgery', () => pruneWithKeepSets(original, pattern, keepSets, 'block', { keepInitializerInputs: options.keepInitializerInputs }));
     pruned = r.model;
     surgery.patch = r.surgery.patch;
     surgery.heads = r.surgery.heads;
@@ -451,14 +456,15 @@ export function pruneWithKeepSets(
   pattern: Exclude<PrunePattern, 'staged'>,
   keepSets: KeepSet[],
   scope: FilterScope = 'block',
+  options: { keepInitializerInputs?: boolean } = {},
 ): { model: OnnxModel; surgery: SkewPruneResult['surgery'] } {
   if (pattern === 'filters') {
-    const r = pruneFilters(original, keepSets, { scope });
+    const r = pruneFilters(original, keepSets, { scope, keepInitializerInputs: options.keepInitializerInputs });
     return { model: r.model, surgery: { filters: r.layers } };
   }
   const patchKeep = keepSets.find((k) => k.kind === 'patch');
   const headKeeps = keepSets.filter((k) => k.kind === 'heads');
-  const r = pruneVit(original, { pattern, patchKeep, headKeeps });
+  const r = pruneVit(original, { pattern, patchKeep, headKeeps, keepInitializerInputs: options.keepInitializerInputs });
   return { model: r.model, surgery: { patch: r.patch, heads: r.heads } };
 }
 

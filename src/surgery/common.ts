@@ -44,6 +44,21 @@ export function surgeryCopy(model: OnnxModel): OnnxModel {
 }
 
 /**
+ * The last step of every surgery entry point (pruneFilters, removeFilterSets, removeChannels,
+ * pruneVit, pruneVitStaged): graph inputs that shadow initializers are dropped from IR 4 on, unless
+ * the caller asks to keep them (`keepInitializerInputs`; they were kept consistent with their
+ * initializers' new shapes by removeDeadCode). Below IR 4 the IR requires every initializer to be
+ * an input, so they stay. An initializer listed as an input is overridable, which also stops
+ * onnxruntime from folding and fusing the ops that read it.
+ */
+export function finishInitializerInputs(model: OnnxModel, keepInitializerInputs = false): void {
+  const graph = model.proto.graph!;
+  if (keepInitializerInputs || Number(model.proto.irVersion) < 4) return;
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  graph.input = graph.input.filter((v) => !inits.has(v.name));
+}
+
+/**
  * Makes `node`'s input `inputIndex` an initializer that only `node` reads, and returns it. Handles
  * the three forms exporters use for weights: an initializer (copied if shared), an `Identity` of an
  * initializer (torch's deduplication of equal weights), and a `Constant` node. The Identity or

@@ -25,14 +25,19 @@ import {
   writeTensor,
   loadModel,
   openModel,
+  ownerLabel,
+  parameterTensors,
+  parametersRemovedByOwner,
+  type GraphProto,
   type NodeProto,
+  type ParameterTensor,
   type OnnxModel,
   type SaveOptions,
   type TensorArray,
 } from '../onnx/index.js';
 import { normalizeKeep, type KeepSet } from '../core/keep.js';
 import { ChannelGraph, type ChannelTrack, type ConvInfo } from './channels.js';
-import { ownConstantInput, sliceTensorAxis, surgeryCopy, tensorSize } from './common.js';
+import { finishInitializerInputs, ownConstantInput, sliceTensorAxis, surgeryCopy, tensorSize } from './common.js';
 import { spatialSizes } from './shapes.js';
 
 export type FilterScope = 'block' | 'last';
@@ -50,6 +55,11 @@ export interface PruneFiltersOptions {
    * Gather) instead of failing. Graph outputs are never padded.
    */
   allowZeroPad?: boolean;
+  /**
+   * Keep graph inputs that shadow initializers (keep_initializers_as_inputs exports) with their
+   * new shapes. Default: dropped from IR 4 on (below IR 4 the IR requires them and they stay).
+   */
+  keepInitializerInputs?: boolean;
 }
 
 /** Why a node changed. */
@@ -61,7 +71,12 @@ export type LayerChange =
   /** Filters of a grouped/depthwise Conv whose whole input group was removed. */
   | 'cascade'
   /** Only input channels / per-channel parameters changed. */
-  | 'consumer';
+  | 'consumer'
+  /**
+   * No unit removed; the node's count of parameters changed because a tensor it shares with a
+   * pruned layer changed hands (see paramsRemoved).
+   */
+  | 'shared';
 
 /** What one node lost. Parameters are weight elements; MACs are per sample (batch 1). */
 export interface LayerRecord {
@@ -74,6 +89,12 @@ export interface LayerRecord {
   /** Conv: input channels; Gemm/MatMul: in-features; BatchNormalization etc.: channels. */
   inputsBefore?: number;
   inputsAfter?: number;
+  /**
+   * Parameters removed, counted as graphCost counts them (each tensor once, src/onnx/params.ts): a
+   * tensor counts for its owner, the first node that computes with it. The node's tensors that
+   * left the graph or shrank, minus tensors it newly owns (the private copy of a bias it shared
+   * with other layers, which stays for them). The records add up to the parameter difference.
+   */
   paramsRemoved: number;
   /** Multiply-accumulates removed per sample; NaN where a Conv's output size is not known statically. */
   macsRemoved: number;
@@ -176,7 +197,7 @@ export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], opt
  * Lower-level: keeps only `keepIndices` of the filters of the Conv named `convNodeName` and
  * propagates the removal downstream. Returns a new model.
  */
-export function removeChannels(model: OnnxModel, convNodeName: string, keepIndices: readonly number[], options: Pick<PruneFiltersOptions, 'allowZeroPad'> = {}): SurgeryResult {
+export function removeChannels(model: OnnxModel, convNodeName: string, keepIndices: readonly number[], options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs'> = {}): SurgeryResult {
   return removeFilterSets(model, { [convNodeName]: keepIndices }, options);
 }
 
@@ -187,7 +208,7 @@ export function removeChannels(model: OnnxModel, convNodeName: string, keepIndic
 export function removeFilterSets(
   model: OnnxModel,
   keeps: Readonly<Record<string, readonly number[]>>,
-  options: Pick<PruneFiltersOptions, 'allowZeroPad'> = {},
+  options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs'> = {},
 ): SurgeryResult {
   const { proto } = surgeryCopy(model);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
@@ -320,9 +341,10 @@ function applyRemoval(
   index: GraphIndex,
   baseDir: string | undefined,
   keeps: Map<NodeProto, number[]>,
-  options: Pick<PruneFiltersOptions, 'allowZeroPad'>,
+  options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs'>,
 ): SurgeryResult {
   const graph = proto.graph!;
+  const paramsBefore = parameterTensors(graph);
   const cg = new ChannelGraph(index);
   const { removed, cause, widened } = decide(cg, keeps);
   const isRemoved = (id: number): boolean => removed.has(cg.find(id));
@@ -396,7 +418,6 @@ function applyRemoval(
     const Mg = M / G;
     let newGroups = G;
     let newCg = Cg;
-    const wBefore = tensorSize(w);
     if (G === 1) {
       if (inChanged) sliceTensorAxis(w, 1, keptOf(c.in!), 1, baseDir);
       if (outChanged) sliceTensorAxis(w, 0, outKeep, 1, baseDir);
@@ -427,21 +448,13 @@ function applyRemoval(
       newGroups = groupsLeft;
       setAttrInts(node, 'group', newGroups);
     }
-    let bBefore = 0;
-    let bAfter = 0;
-    if (node.input[2] && outChanged) {
-      const b = ownConstantInput(index, node, 2);
-      bBefore = tensorSize(b);
-      sliceTensorAxis(b, 0, outKeep, 1, baseDir);
-      bAfter = tensorSize(b);
-    }
+    if (node.input[2] && outChanged) sliceTensorAxis(ownConstantInput(index, node, 2), 0, outKeep, 1, baseDir);
     const outSpatial = spatial.get(node.output[0]);
     const perFilterPositions = outSpatial ? outSpatial.reduce((a, b) => a * b, 1) : NaN;
     rec.filtersBefore = M;
     rec.filtersAfter = outKeep.length;
     rec.inputsBefore = Cg * G;
     rec.inputsAfter = newCg * newGroups;
-    rec.paramsRemoved += wBefore - tensorSize(w) + bBefore - bAfter;
     rec.macsRemoved += perFilterPositions * k * (M * Cg - outKeep.length * newCg);
     if (removedFilters.length) rec.removedFilters = removedFilters;
     const wide = c.out.ids.map((id, i) => (widened.has(cg.find(id)) ? i : -1)).filter((i) => i >= 0);
@@ -463,7 +476,6 @@ function applyRemoval(
     const rec = record(p.node, 'consumer');
     rec.inputsBefore = p.track.ids.length;
     rec.inputsAfter = keptOf(p.track).length;
-    rec.paramsRemoved += before - tensorSize(t);
   }
 
   // Gemm/MatMul reading a flattened map: in-feature blocks c*H*W .. c*H*W + H*W - 1.
@@ -477,7 +489,6 @@ function applyRemoval(
     const rec = record(f.node, 'consumer');
     rec.inputsBefore = dims[f.axis];
     rec.inputsAfter = keptOf(f.track).length * block;
-    rec.paramsRemoved += before - tensorSize(t);
     rec.macsRemoved += before - tensorSize(t); // one MAC per weight per sample for [N, K] x [K, M]
   }
 
@@ -499,9 +510,28 @@ function applyRemoval(
   removeDeadCode(graph, { irVersion: proto.irVersion });
   if (zeroPadded.length) sortGraph(graph);
 
+  recordParametersRemoved(graph, paramsBefore, records);
+  finishInitializerInputs({ proto, baseDir }, options.keepInitializerInputs);
   const position = new Map(graph.node.map((n, i) => [n, i]));
   const layers = [...records.entries()].sort((a, b) => (position.get(a[0]) ?? 0) - (position.get(b[0]) ?? 0)).map(([, r]) => r);
   return { model: { proto, baseDir }, layers, zeroPadded };
+}
+
+/**
+ * Sets every record's paramsRemoved from the parameter tensors before and after (each tensor once,
+ * owned by its first reader); a node whose count changed without a record (it shares a tensor a
+ * pruned layer left) gets a 'shared' record, so the records add up to the difference exactly.
+ */
+function recordParametersRemoved(graph: GraphProto, before: Map<string, ParameterTensor>, records: Map<NodeProto, LayerRecord>): void {
+  const removedBy = parametersRemovedByOwner(before, parameterTensors(graph));
+  const byLabel = new Map([...records.values()].map((r) => [r.node, r]));
+  for (const r of records.values()) r.paramsRemoved = removedBy.get(r.node) ?? 0;
+  for (const [owner, n] of removedBy) {
+    if (byLabel.has(owner)) continue;
+    const node = graph.node.find((x) => ownerLabel(x) === owner);
+    if (!node) throw new GraphError(`parameter accounting: ${n} parameters changed for '${owner}', which is no node of the pruned graph`);
+    records.set(node, { node: owner, opType: node.opType, change: 'shared', paramsRemoved: n, macsRemoved: 0 });
+  }
 }
 
 function recordedBlock(index: GraphIndex, value: string, t: ChannelTrack): number | undefined {

@@ -41,6 +41,7 @@ export interface PruneOptions extends PreprocessFlags {
   report?: string;
   recovery?: RecoveryMethod[];
   externalData?: boolean;
+  keepInitializerInputs?: boolean;
   force?: boolean;
   dryRun?: boolean;
   skipUnreadable?: boolean;
@@ -96,6 +97,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
       executionProviders: o.ep,
       strict: !!o.strict,
       skipUnreadable: !!o.skipUnreadable,
+      keepInitializerInputs: !!o.keepInitializerInputs,
       ...pre,
       evaluation,
       latency: !!o.latency,

@@ -9,6 +9,7 @@ import type { KeepSet } from '../../core/keep.js';
 import { findAttentionBlocks } from './attention.js';
 import { pruneHeads, type HeadPruneRecord } from './heads.js';
 import { prunePatchChannels, type PatchPruneRecord } from './patch.js';
+import { finishInitializerInputs } from '../common.js';
 
 export type VitPattern = 'patch' | 'patch+early-heads' | 'heads' | 'patch+heads' | 'staged';
 
@@ -17,6 +18,11 @@ export interface VitPruneOptions {
   patchKeep?: KeepSet;
   /** Keep sets per attention block (tap = its Softmax output); blocks without one stay whole. */
   headKeeps?: KeepSet[];
+  /**
+   * Keep graph inputs that shadow initializers (keep_initializers_as_inputs exports) with their
+   * new shapes. Default: dropped from IR 4 on (below IR 4 the IR requires them and they stay).
+   */
+  keepInitializerInputs?: boolean;
 }
 
 export interface VitPruneResult {
@@ -58,6 +64,7 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
     current = r.model;
     heads = r.records;
   }
+  finishInitializerInputs(current, options.keepInitializerInputs);
   return { model: current, patch, heads, ignoredHeadKeeps: ignored };
 }
 
@@ -70,10 +77,13 @@ export async function pruneVitStaged(
   model: OnnxModel,
   patchKeep: KeepSet,
   recalibrateHeads: (patchPruned: OnnxModel) => Promise<KeepSet[]> | KeepSet[],
+  options: Pick<VitPruneOptions, 'keepInitializerInputs'> = {},
 ): Promise<VitPruneResult> {
   const p = prunePatchChannels(model, patchKeep);
+  // The recalibration sees the patch-pruned model as it is, inputs and all.
   const headKeeps = await recalibrateHeads(p.model);
   const h = pruneHeads(p.model, headKeeps);
+  finishInitializerInputs(h.model, options.keepInitializerInputs);
   return { model: h.model, patch: p.record, heads: h.records, ignoredHeadKeeps: [] };
 }
 

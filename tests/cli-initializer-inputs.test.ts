@@ -1,0 +1,45 @@
+/**
+ * `fairprune prune --keep-initializer-inputs` through the built bin: on an export that lists its
+ * initializers as graph inputs (IR 4), the pruned file lists only the image input by default and
+ * keeps the weight inputs, with their new shapes, when asked.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { loadModel } from '../src/onnx/index.js';
+import { mulberry32 } from '../src/data/split.js';
+
+const bin = join(process.cwd(), 'dist', 'cli', 'main.js');
+const model = join(process.cwd(), 'fixtures', 'matrix', 'vgg11_op9_dyn_kiai.onnx');
+const tmp = mkdtempSync(join(tmpdir(), 'fairprune-kiai-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.skipIf(!existsSync(bin))('prune --keep-initializer-inputs', () => {
+  it('drops the inputs that shadow initializers by default and keeps them, reshaped, with the flag', async () => {
+    const images = join(tmp, 'images');
+    mkdirSync(images);
+    const rand = mulberry32(3);
+    for (let i = 0; i < 4; i++) {
+      const px = Buffer.alloc(40 * 40 * 3);
+      for (let k = 0; k < px.length; k++) px[k] = Math.floor(rand() * 256);
+      await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(join(images, `img${i}.png`));
+    }
+    const run = (out: string, ...flags: string[]) => spawnSync(process.execPath, [bin, 'prune', model, '-c', images, '--ratio', '0.5', '-o', out, ...flags], { encoding: 'utf8' });
+    const [a, b] = [join(tmp, 'default.onnx'), join(tmp, 'kept.onnx')];
+    for (const r of [run(a), run(b, '--keep-initializer-inputs')]) expect(r.status, r.stderr).toBe(0);
+    const original = loadModel(model).proto.graph!;
+    expect(original.input.length).toBe(1 + original.initializer.length);
+    expect(loadModel(a).proto.graph!.input.map((v) => v.name)).toEqual(['input']);
+    const kept = loadModel(b).proto.graph!;
+    const dims = new Map(kept.initializer.map((t) => [t.name, t.dims.map(Number)]));
+    const listed = kept.input.filter((v) => dims.has(v.name));
+    expect(listed.length).toBe(kept.initializer.length);
+    for (const v of listed) {
+      const shape = (v.type!.value.value as { shape: { dim: { value: { value: unknown } }[] } }).shape.dim.map((d) => Number(d.value.value));
+      expect(shape, v.name).toEqual(dims.get(v.name));
+    }
+  });
+});
