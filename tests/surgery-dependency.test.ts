@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GraphError, makeInt64Tensor, makeTensor, readFloat32, saveModel, tensorDims } from '../src/onnx/index.js';
+import { GraphError, makeInt64Tensor, makeNode, makeTensor, readFloat32, saveModel, tensorDims } from '../src/onnx/index.js';
 import type { OnnxModel } from '../src/onnx/io.js';
 import { findAttentionBlocks, pruneHeads, pruneVitToFile } from '../src/surgery/vit/index.js';
 import { removeChannels, removeFilterSets } from '../src/surgery/index.js';
@@ -155,6 +155,24 @@ describe('head-axis dependency analysis on hand-built layouts', () => {
       }
     });
   }
+
+  it('every head removed: the branch is replaced by the projection bias; refused naming the node when a non-movement op reads the branch', async () => {
+    const { model, outRowHead } = build('split-fused');
+    const { model: pruned, records } = pruneHeads(model, [{ tap: 'probs', kind: 'heads', total: H, keep: [] }]);
+    expect(records[0].branchDropped).toBe(true);
+    expect(pruned.proto.graph!.node.some((n) => n.opType === 'Softmax')).toBe(false);
+    const oracle = zeroHeads(model, [0, 1, 2, 3], outRowHead);
+    const x = randomInput([3, N, C], 77);
+    expect(relativeMaxDiff(await logits(pruned, x, [3, N, C]), await logits(oracle, x, [3, N, C]))).toBeLessThanOrEqual(1e-6);
+    // A Relu between the projection and the residual Add: relu(bias) is not the bias.
+    const g = structuredClone(model.proto);
+    const y = g.graph!.node.find((n) => n.output[0] === 'y')!;
+    g.graph!.node.push(makeNode('Relu', [y.input[1]], ['branch_relu_out'], 'branch_relu'));
+    y.input[1] = 'branch_relu_out';
+    expect(() => pruneHeads({ proto: g }, [{ tap: 'probs', kind: 'heads', total: H, keep: [] }])).toThrow(
+      "attention block 'probs': every head removed, but 'branch_relu' (Relu) reads the branch output and is not data movement",
+    );
+  });
 
   const scratch = mkdtempSync(join(tmpdir(), 'fairprune-dependency-'));
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -122,9 +122,9 @@ export function findAttentionBlocks(model: { proto: import('../../onnx/index.js'
 /** Data-movement ops the backward trace from Q/K/V to their projections walks through. */
 const PASS_THROUGH = new Set(['Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Dropout', 'Slice', 'Split', 'Gather', 'Flatten']);
 
-export function matchAttention(index: GraphIndex, opset = 13, order = index.topologicalOrder()): AttentionMatch[] {
+export function matchAttention(index: GraphIndex, opset = 13, order = index.topologicalOrder(), inferred?: ShapeInference): AttentionMatch[] {
   const out: AttentionMatch[] = [];
-  let shapes: ShapeInference | undefined;
+  let shapes = inferred;
   const shapeOnly = shapeComputedTest(index);
   for (const node of order) {
     if (node.opType !== 'Softmax') continue;

@@ -40,7 +40,8 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
   const index = GraphIndex.ofModel(out);
   const opset = defaultOpset(out);
   const order = index.topologicalOrder();
-  const blocks = new Map(matchAttention(index, opset, order).map((m) => [m.block.id, m]));
+  const before = new ShapeInference(index, { opset, order });
+  const blocks = new Map(matchAttention(index, opset, order, before).map((m) => [m.block.id, m]));
   const records: HeadPruneRecord[] = [];
   const plans: { m: AttentionMatch; kept: number[]; record: HeadPruneRecord }[] = [];
   const seen = new Set<string>();
@@ -77,7 +78,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
   const after = overrides.size ? new ShapeInference(index, { opset, order, overrides }) : undefined;
   for (const { m, kept, record } of plans) {
     if (kept.length === 0) {
-      dropAttentionBranch(index, m, out);
+      dropAttentionBranch(index, m, out, before);
       record.branchDropped = true;
     } else {
       record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides).map((n) => n.name);
@@ -349,41 +350,110 @@ function setRecordedShape(graph: GraphProto, value: string, shape: SymShape): vo
   }
 }
 
+/** Ops that move data without touching the last (feature) axis, when their attributes say so. */
+const MOVES = new Set(['Reshape', 'Transpose', 'Identity', 'Dropout', 'Cast', 'Slice', 'Split', 'Gather', 'Concat', 'Squeeze', 'Unsqueeze']);
+
 /**
- * Drops the attention branch of a block that keeps no head: the residual Add that receives the
- * branch's output gets the output-projection bias instead (it broadcasts over the last axis, so the
- * sum keeps shape [B, N, E]), or becomes an Identity of the residual when there is no bias.
+ * Drops the attention branch of a block that keeps no head. With every head gone the output
+ * projection computes its bias alone, at every position; data movement that leaves the last axis
+ * alone (Swin's window reverse, reverse shift as Slice + Concat, un-padding Slice) keeps it so. The
+ * region from the projection's output through such ops is followed to the residual Add(s) it
+ * feeds; each Add gets the bias in place of the branch (it broadcasts over the last axis, so the
+ * sum keeps the residual's shape), or becomes an Identity of the residual when there is no bias.
+ * Anything else in the region is refused naming the node.
  */
-function dropAttentionBranch(index: GraphIndex, m: AttentionMatch, model: OnnxModel): void {
+function dropAttentionBranch(index: GraphIndex, m: AttentionMatch, model: OnnxModel, shapes: ShapeInference): void {
   const name = m.block.id;
-  let v = m.out.output;
-  let residualAdd: NodeProto | undefined;
-  for (let hops = 0; hops < 8 && !residualAdd; hops++) {
-    // Shape readers only size the branch's own Reshapes; they go with it.
-    const users = index.consumersOf(v).filter((u) => u.opType !== 'Shape');
-    if (users.length !== 1 || index.graphOutputs.has(v)) {
-      throw new GraphError(`attention block '${name}': the output projection's result '${v}' has ${users.length} consumers; cannot find the residual Add to keep`);
+  const fail = (node: NodeProto | undefined, why: string): never => {
+    throw new GraphError(`attention block '${name}': every head removed, but ${node ? `${GraphIndex.label(node)} ` : ''}${why}; the bias cannot stand in for the branch`);
+  };
+  const region = new Set<string>([m.out.output]);
+  const exits: { add: NodeProto; side: number }[] = [];
+  const queue = [m.out.output];
+  const lastAxisKept = (n: NodeProto, v: string): boolean => {
+    const inS = shapes.shape(v);
+    const outS = shapes.shape(n.output[0]);
+    if (!inS || !outS || inS.length === 0 || outS.length === 0) return false;
+    const rIn = inS.length;
+    const norm = (a: number, r: number) => (a < 0 ? a + r : a);
+    switch (n.opType) {
+      case 'Transpose': {
+        const perm = attrInts(n, 'perm') ?? inS.map((_, i) => rIn - 1 - i);
+        return perm[perm.length - 1] === rIn - 1;
+      }
+      case 'Reshape':
+        return sym.eq(inS[rIn - 1], outS[outS.length - 1]);
+      case 'Slice': {
+        const axes = attrInts(n, 'axes') ?? (n.input[3] ? shapes.ints(n.input[3]) : (attrInts(n, 'starts') ?? shapes.ints(n.input[1]))?.map((_, i) => i));
+        return !!axes && axes.every((a) => norm(a, rIn) !== rIn - 1);
+      }
+      case 'Split':
+      case 'Gather':
+      case 'Concat':
+        return norm(attrInt(n, 'axis', 0), rIn) !== rIn - 1 && sym.eq(inS[rIn - 1], outS[outS.length - 1]);
+      case 'Squeeze':
+      case 'Unsqueeze':
+        return sym.eq(inS[rIn - 1], outS[outS.length - 1]);
+      default:
+        return true;
     }
-    const u = users[0];
-    if (u.opType === 'Add') residualAdd = u;
-    else if (u.opType === 'Transpose') {
-      const perm = attrInts(u, 'perm');
-      if (!perm || perm[perm.length - 1] !== perm.length - 1) throw new GraphError(`attention block '${name}': Transpose ${GraphIndex.label(u)} moves the feature axis; the bias cannot stand in for the branch`);
-      v = u.output[0];
-    } else if (['Reshape', 'Identity', 'Dropout', 'Cast'].includes(u.opType)) v = u.output[0];
-    else throw new GraphError(`attention block '${name}': the branch output passes through ${GraphIndex.label(u)} before the residual Add; not supported`);
+  };
+  while (queue.length) {
+    const v = queue.shift()!;
+    if (index.graphOutputs.has(v)) fail(undefined, `its value '${v}' is a graph output`);
+    // Shape readers only size the branch's own Reshapes; they go with it.
+    for (const u of index.consumersOf(v).filter((x) => x.opType !== 'Shape')) {
+      if (u.opType === 'Add') {
+        const side = u.input.indexOf(v);
+        const other = u.input[1 - side];
+        if (region.has(other)) fail(u, 'adds the branch to itself');
+        const rs = shapes.shape(other);
+        const os = shapes.shape(u.output[0]);
+        if (!rs || !os || rs.length !== os.length || rs.some((d, i) => !sym.eq(d, os[i]))) fail(u, 'is not a residual Add whose other input has the full shape');
+        exits.push({ add: u, side });
+        continue;
+      }
+      if (!MOVES.has(u.opType)) fail(u, 'reads the branch output and is not data movement');
+      const dataInputs = u.opType === 'Concat' ? u.input : [u.input[0]];
+      if (u.input.some((i, k) => region.has(i) && !dataInputs.includes(i)) || (u.opType !== 'Concat' && u.input[0] !== v)) fail(u, 'reads the branch output as a parameter');
+      if (u.opType === 'Concat' && u.input.some((i) => !region.has(i) && i !== '')) {
+        // Wait until every Concat input is in the region (a roll is two Slices of one tensor).
+        if (u.input.some((i) => !index.producer.get(i) || !isDownstreamOf(index, i, m.out.output))) fail(u, 'joins the branch with other data');
+        if (!u.input.every((i) => region.has(i))) continue;
+      }
+      if (!lastAxisKept(u, v)) fail(u, 'moves the feature axis');
+      for (const o of u.output) {
+        if (o && !region.has(o)) {
+          region.add(o);
+          queue.push(o);
+        }
+      }
+    }
   }
-  if (!residualAdd) throw new GraphError(`attention block '${name}': no residual Add after the output projection`);
-  const branchSide = residualAdd.input.indexOf(v);
-  if (m.out.biasInput !== undefined) {
-    // The bias value itself (an initializer, or torch's Identity alias of one) replaces the branch.
-    residualAdd.input[branchSide] = (m.out.biasAdd ?? m.out.node).input[m.out.biasInput];
-  } else {
-    residualAdd.opType = 'Identity';
-    residualAdd.input = [residualAdd.input[1 - branchSide]];
-    residualAdd.attribute = [];
+  if (!exits.length) fail(undefined, 'no residual Add receives the branch');
+  for (const { add, side } of exits) {
+    if (m.out.biasInput !== undefined) {
+      // The bias value itself (an initializer, or torch's Identity alias of one) replaces the branch.
+      add.input[side] = (m.out.biasAdd ?? m.out.node).input[m.out.biasInput];
+    } else {
+      add.opType = 'Identity';
+      add.input = [add.input[1 - side]];
+      add.attribute = [];
+    }
   }
   // A tapped Softmax listed as a graph output would keep the dead branch alive.
   const g = model.proto.graph!;
   g.output = g.output.filter((o) => !m.headValues.has(o.name));
+}
+
+/** True when `value` is computed from `source` through data movement only (for Concat inputs). */
+function isDownstreamOf(index: GraphIndex, value: string, source: string): boolean {
+  let v = value;
+  for (let hops = 0; hops < 64; hops++) {
+    if (v === source) return true;
+    const p = index.producer.get(v);
+    if (!p || !MOVES.has(p.opType)) return false;
+    v = p.input[0];
+  }
+  return false;
 }
