@@ -89,9 +89,12 @@ export class GraphIndex {
     }
     const order: NodeProto[] = [];
     const position = new Map(nodes.map((n, i) => [n, i]));
-    while (ready.length) {
-      ready.sort((a, b) => position.get(a)! - position.get(b)!);
-      const n = ready.shift()!;
+    // A min-heap on file position: the earliest ready node comes next (one sort per pop was
+    // quadratic on wide graphs).
+    const heap = new ReadyHeap(position);
+    for (const n of ready) heap.push(n);
+    while (heap.size) {
+      const n = heap.pop();
       order.push(n);
       const seen = new Set<NodeProto>();
       for (const o of n.output) {
@@ -100,7 +103,7 @@ export class GraphIndex {
           seen.add(c);
           const left = pending.get(c)! - 1;
           pending.set(c, left);
-          if (left === 0) ready.push(c);
+          if (left === 0) heap.push(c);
         }
       }
     }
@@ -199,6 +202,48 @@ export class GraphIndex {
   private readonly reserved = new Set<string>();
   private isNameTaken(name: string): boolean {
     return this.reserved.has(name) || this.producer.has(name) || this.initializers.has(name) || this.byName.has(name) || this.graphInputs.has(name) || this.consumers.has(name);
+  }
+}
+
+/** Nodes ordered by their position in the file (binary heap). */
+class ReadyHeap {
+  private readonly items: NodeProto[] = [];
+  constructor(private readonly position: Map<NodeProto, number>) {}
+  get size(): number {
+    return this.items.length;
+  }
+  push(n: NodeProto): void {
+    const a = this.items;
+    const p = this.position;
+    a.push(n);
+    let i = a.length - 1;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (p.get(a[up])! <= p.get(a[i])!) break;
+      [a[up], a[i]] = [a[i], a[up]];
+      i = up;
+    }
+  }
+  pop(): NodeProto {
+    const a = this.items;
+    const p = this.position;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && p.get(a[l])! < p.get(a[m])!) m = l;
+        if (r < a.length && p.get(a[r])! < p.get(a[m])!) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
   }
 }
 
