@@ -69,12 +69,20 @@ export interface AttentionBlock {
 }
 
 /** One factor of a tensor axis (see the module comment). */
-export type Factor = { kind: 'other'; size: Sym } | { kind: 'feat'; size: number; stride: number } | { kind: 'head'; size: number };
+export type Factor =
+  | { kind: 'other'; size: Sym }
+  | { kind: 'feat'; size: number; stride: number }
+  | { kind: 'head'; size: number }
+  /** A Concat of several projections' outputs: position i holds projection projs[i]'s features from offsets[i]. */
+  | { kind: 'src'; size: number; projs: number[]; offsets: number[] };
 
 /** The unit axis on one value: factors per tensor axis, and whose features they are. */
 export interface Track {
   axes: Factor[][];
-  /** Index into AttentionMatch.projections of the features' projection (-1 once heads are known). */
+  /**
+   * Index into AttentionMatch.projections of the features' projection (-1 once heads are known,
+   * -2 where a `src` factor says which projection each position holds).
+   */
   proj: number;
   /** Feature index of position 0 (a Slice or Gather of the fused projection moves it). */
   offset: number;
@@ -86,7 +94,9 @@ export interface Track {
 export type Step =
   | { kind: 'reshape'; node: NodeProto; input: Track; output: Track; proj: number }
   | { kind: 'slice'; node: NodeProto; axis: number; ranges: [number, number][]; minor: Factor[]; proj: number; axisLen: number }
-  | { kind: 'constant'; node: NodeProto; input: number; constAxis: number; factors: Factor[]; proj: number };
+  | { kind: 'constant'; node: NodeProto; input: number; constAxis: number; factors: Factor[]; proj: number }
+  /** A Concat of per-head projections: input i is position i of the head axis. */
+  | { kind: 'concat'; node: NodeProto };
 
 /** The analysis of one block, with node references, for the surgery in this folder. */
 export interface AttentionMatch {
@@ -197,15 +207,26 @@ function withBias(index: GraphIndex, lin: Linear): Linear {
   return lin;
 }
 
+type Chain = { node: NodeProto; input: number }[];
+/** A path back from an attention operand: to one projection, or to a Concat of several (per head). */
+type Trace = { lin: Linear; chain: Chain } | { concat: NodeProto; parts: { lin: Linear; chain: Chain }[]; chain: Chain };
+
 /** Walks back from an attention operand through data movement and scaling to a linear layer. */
-function traceToProjection(index: GraphIndex, value: string, shapeOnly: (v: string) => boolean): { lin: Linear; chain: { node: NodeProto; input: number }[] } | { stop: NodeProto | undefined } {
-  const chain: { node: NodeProto; input: number }[] = [];
+function traceToProjection(index: GraphIndex, value: string, shapeOnly: (v: string) => boolean, nested = false): Trace | { stop: NodeProto | undefined } {
+  const chain: Chain = [];
   let v = value;
   for (let hops = 0; hops < 64; hops++) {
     const lin = linearProducing(index, v);
     if (lin) return { lin, chain: chain.reverse() };
     const p = index.producer.get(v);
     if (!p) return { stop: undefined };
+    if (p.opType === 'Concat' && !nested) {
+      // One projection per head, joined on a head axis.
+      const parts = p.input.map((i) => traceToProjection(index, i, shapeOnly, true));
+      const bad = parts.find((t) => 'stop' in t || 'concat' in t);
+      if (bad) return { stop: 'stop' in bad ? (bad.stop ?? p) : p };
+      return { concat: p, parts: parts as { lin: Linear; chain: Chain }[], chain: chain.reverse() };
+    }
     if (PASS_THROUGH.has(p.opType)) {
       chain.push({ node: p, input: 0 });
       v = p.input[0];
@@ -229,7 +250,7 @@ function splitFactor(f: Factor, major: Sym): [Factor, Factor] | undefined {
   if (!minor) return undefined;
   if (f.kind === 'other') return [{ kind: 'other', size: major }, { kind: 'other', size: minor }];
   if (!sym.isConst(major)) return undefined;
-  if (f.kind === 'head') return undefined;
+  if (f.kind === 'head' || f.kind === 'src') return undefined;
   return [
     { kind: 'feat', size: major.c, stride: f.stride * minor.c },
     { kind: 'feat', size: minor.c, stride: f.stride },
@@ -304,10 +325,10 @@ class BlockAnalysis {
     if (!context) this.fail('no MatMul with V after the Softmax');
     const ctx = context!;
 
-    const trace = (value: string, what: string, at: NodeProto) => {
+    const trace = (value: string, what: string, at: NodeProto): Trace => {
       const t = traceToProjection(index, value, this.shapeOnly);
       if ('stop' in t) this.fail(`${what} of ${GraphIndex.label(at)} does not come from a linear layer through data-movement ops${t.stop ? ` (the trace stops at ${GraphIndex.label(t.stop)})` : ''}`);
-      return t as { lin: Linear; chain: { node: NodeProto; input: number }[] };
+      return t as Trace;
     };
     const qT = trace(scores.input[0], 'Q (input 0)', scores);
     const kT = trace(scores.input[1], 'K (input 1)', scores);
@@ -324,16 +345,23 @@ class BlockAnalysis {
       }
       return i;
     };
-    const follow = (t: { lin: Linear; chain: { node: NodeProto; input: number }[] }, operand: string): Track => {
-      const p = projOf(t.lin);
-      let value = t.lin.output;
-      t.chain.forEach(({ node, input }, i) => {
+    const walk = (chain: Chain, from: string, p: number, operand: string): string => {
+      let value = from;
+      chain.forEach(({ node, input }, i) => {
         if (node.input[input] !== value) throw new Lost(node, 'the trace is not a chain');
-        const next = t.chain[i + 1];
+        const next = chain[i + 1];
         value = this.step(node, input, p, value, next ? next.node.input[next.input] : operand);
       });
-      return this.tracks.get(value)!;
+      return value;
     };
+    const follow = (t: Trace, operand: string): Track => {
+      if ('lin' in t) return this.tracks.get(walk(t.chain, t.lin.output, projOf(t.lin), operand))!;
+      const parts = t.parts.map((part, k) => this.tracks.get(walk(part.chain, part.lin.output, projOf(part.lin), t.concat.input[k]))!);
+      const joined = this.concatStep(t.concat, parts);
+      const first = t.chain[0];
+      return this.tracks.get(walk(t.chain, joined, -2, first ? operand : operand))!;
+    };
+    const linOf = (t: Trace): Linear => ('lin' in t ? t.lin : t.parts[0].lin);
     const q = follow(qT, scores.input[0]);
     const k = follow(kT, scores.input[1]);
     const v = follow(vT, ctx.input[1]);
@@ -421,25 +449,36 @@ class BlockAnalysis {
     // Which head every projection feature belongs to.
     const featureHeads = this.projections.map((p) => new Int32Array(p.outFeatures).fill(-1));
     for (const u of usage) {
-      const fh = featureHeads[u.track.proj];
+      const headFactor = u.headAxis >= 0 ? u.track.axes[u.headAxis][u.headPos] : undefined;
       const feats: { f: Factor & { kind: 'feat' }; head: boolean }[] = [];
       u.track.axes.forEach((fs, a) => fs.forEach((f, j) => f.kind === 'feat' && feats.push({ f, head: a === u.headAxis && j === u.headPos })));
-      const walk = (i: number, f: number, h: number): void => {
-        if (i === feats.length) {
-          if (fh[f] !== -1 && fh[f] !== h) throw new Lost(scores, `feature ${f} of ${GraphIndex.label(this.projections[u.track.proj].node)} reaches two heads`);
-          fh[f] = h;
-          return;
-        }
-        const { f: fac, head } = feats[i];
-        for (let x = 0; x < fac.size; x++) walk(i + 1, f + x * fac.stride, head ? x : h);
+      const enumerate = (proj: number, offset: number, fixedHead: number | undefined): void => {
+        const fh = featureHeads[proj];
+        const rec = (i: number, f: number, h: number): void => {
+          if (i === feats.length) {
+            if (fh[f] !== -1 && fh[f] !== h) throw new Lost(scores, `feature ${f} of ${GraphIndex.label(this.projections[proj].node)} reaches two heads`);
+            fh[f] = h;
+            return;
+          }
+          const { f: fac, head } = feats[i];
+          for (let x = 0; x < fac.size; x++) rec(i + 1, f + x * fac.stride, head ? x : h);
+        };
+        rec(0, offset, fixedHead ?? 0);
       };
-      walk(0, u.track.offset, 0);
+      // Per-head projections joined by a Concat: position h of the head axis is projection projs[h].
+      if (headFactor?.kind === 'src') headFactor.projs.forEach((p, h) => enumerate(p, headFactor.offsets[h], h));
+      else enumerate(u.track.proj, u.track.offset, undefined);
     }
     const headStride: number[] = [];
     featureHeads.forEach((fh, pi) => {
       const node = this.projections[pi].node;
       const unused = fh.indexOf(-1);
       if (unused >= 0) this.fail(`output feature ${unused} of ${GraphIndex.label(node)} reaches no head`);
+      // A projection of one head (joined by a Concat) is kept or dropped whole.
+      if (fh.every((h) => h === fh[0]) && H > 1) {
+        headStride.push(0);
+        return;
+      }
       // Heads must be one digit of the feature index: head(f) = floor(f / s) mod H.
       let s = 1;
       while (s < fh.length && fh[s] === fh[0]) s++;
@@ -466,7 +505,7 @@ class BlockAnalysis {
     const layout: AttentionLayout = !fused ? 'separate-qkv' : firstOps.every((o) => o === 'Reshape') ? 'fused-qkv-reshape' : 'fused-inproj-slice';
     const label = (n: NodeProto) => n.name || n.output[0];
     const weightName = (l: Linear) => resolveConstant(index, l.node.input[l.weightInput])?.name ?? l.node.input[l.weightInput];
-    const reshapesOf = (c: { node: NodeProto }[]) => c.filter((x) => x.node.opType === 'Reshape').map((x) => label(x.node));
+    const reshapesOf = (t: Trace) => [...t.chain, ...('parts' in t ? t.parts.flatMap((p) => p.chain) : [])].filter((x) => x.node.opType === 'Reshape').map((x) => label(x.node));
     const block: AttentionBlock = {
       id: this.id,
       layout,
@@ -475,13 +514,13 @@ class BlockAnalysis {
       embedDim: outProj.inFeatures,
       probs: { batchFolded: dims[headAxis].some((f) => f.kind === 'other'), headAxis },
       softmaxNode: label(this.softmax),
-      q: label(qT.lin.node),
-      k: label(kT.lin.node),
-      v: label(vT.lin.node),
+      q: label(linOf(qT).node),
+      k: label(linOf(kT).node),
+      v: label(linOf(vT).node),
       out: label(outProj.node),
-      weights: { q: weightName(qT.lin), k: weightName(kT.lin), v: weightName(vT.lin), out: weightName(outProj) },
+      weights: { q: weightName(linOf(qT)), k: weightName(linOf(kT)), v: weightName(linOf(vT)), out: weightName(outProj) },
       contextValue: outProj.node.input[0],
-      splitReshapes: [...new Set([...reshapesOf(qT.chain), ...reshapesOf(kT.chain), ...reshapesOf(vT.chain)])],
+      splitReshapes: [...new Set([...reshapesOf(qT), ...reshapesOf(kT), ...reshapesOf(vT)])],
       mergeReshapes: mergeNodes.map(label),
       projectionHeads: this.projections.map((p, i) => ({ node: label(p.node), heads: [...featureHeads[i]] })),
       outHeads: [...outHeads],
@@ -491,9 +530,9 @@ class BlockAnalysis {
       softmax: this.softmax,
       scores,
       context: ctx,
-      q: qT.lin,
-      k: kT.lin,
-      v: vT.lin,
+      q: linOf(qT),
+      k: linOf(kT),
+      v: linOf(vT),
       out: outProj,
       projections: this.projections,
       featureHeads,
@@ -508,9 +547,10 @@ class BlockAnalysis {
   /** Every feature factor met must hold the head digit whole, or lie wholly above or below it. */
   private checkFactors(headStride: number[], H: number): void {
     for (const s of this.steps) {
+      if (s.kind === 'concat') continue;
       const facs = s.kind === 'reshape' ? [...s.input.axes.flat(), ...s.output.axes.flat()] : s.kind === 'slice' ? s.minor : s.factors;
       for (const f of facs) {
-        if (f.kind !== 'feat' || s.proj < 0) continue;
+        if (f.kind !== 'feat' || s.proj < 0 || headStride[s.proj] === 0) continue;
         if (relation(f, headStride[s.proj], H) === 'partial') throw new Lost(s.node, `it splits the heads of ${GraphIndex.label(this.projections[s.proj].node)} (a factor of size ${f.size}, stride ${f.stride})`);
       }
     }
@@ -536,6 +576,7 @@ class BlockAnalysis {
     const rows = side === 'left' ? r - 2 : side === 'right' ? r - 1 : r - 2;
     const what = side === 'left' ? 'Q' : side === 'right' ? 'K' : 'V';
     if (t.axes[contracted].some((f) => f.kind !== 'feat')) throw new Lost(node, `the head_dim axis of ${what} holds other data`);
+    if (t.axes[contracted].length && t.proj === -2 && !t.axes.slice(0, r - 2).some((fs) => fs.some((f) => f.kind === 'src'))) throw new Lost(node, `${what} mixes projections`);
     if (t.axes[rows].some((f) => f.kind !== 'other')) {
       const by = t.mixedBy?.[rows];
       throw new Lost(node, `the token axis of ${what} also holds heads or features${by ? ` (merged with them by ${GraphIndex.label(by)})` : ''}`);
@@ -544,7 +585,7 @@ class BlockAnalysis {
     for (let a = 0; a < r - 2; a++) {
       t.axes[a].forEach((f, j) => {
         if (f.kind === 'head') throw new Lost(node, `${what} already carries heads`);
-        if (f.kind !== 'feat') return;
+        if (f.kind !== 'feat' && f.kind !== 'src') return;
         if (found) throw new Lost(node, `the heads of ${what} are spread over more than one axis`);
         found = { axis: a, pos: j };
       });
@@ -568,6 +609,23 @@ class BlockAnalysis {
       const py = parts(y);
       if (px.length !== py.length || px.some((d, j) => !sym.eq(d, py[j]))) throw new Lost(node, 'its operands hold different things on a batch axis');
     }
+  }
+
+  /** Joins per-head projection tracks on the Concat's axis, which then says which projection each position holds. */
+  private concatStep(node: NodeProto, parts: Track[]): string {
+    this.stepNodes.add(node);
+    const r = parts[0].axes.length;
+    let a = attrInt(node, 'axis', 0);
+    if (a < 0) a += r;
+    const same = (x: Factor, y: Factor) => x.kind === y.kind && sym.eq(factorSize(x), factorSize(y)) && (x.kind !== 'feat' || x.stride === (y as { stride: number }).stride);
+    for (const t of parts) {
+      if (t.proj < 0 || t.axes.length !== r || t.axes[a].length) throw new Lost(node, 'it joins values that are not one projection each, with a size-1 axis to join on');
+      if (t.axes.some((fs, i) => fs.length !== parts[0].axes[i].length || fs.some((f, j) => !same(f, parts[0].axes[i][j])))) throw new Lost(node, 'it joins projections laid out differently');
+    }
+    const axes = parts[0].axes.map((fs, i): Factor[] => (i === a ? [{ kind: 'src', size: parts.length, projs: parts.map((t) => t.proj), offsets: parts.map((t) => t.offset) }] : fs));
+    this.steps.push({ kind: 'concat', node });
+    this.setTrack(node.output[0], { axes, proj: -2, offset: 0 });
+    return node.output[0];
   }
 
   private setTrack(value: string, t: Track): void {
@@ -739,7 +797,7 @@ export function regroup(t: Track, target: SymShape): Track | string {
       }
       const parts = splitFactor(f, rem);
       if (!parts) {
-        const what = f.kind === 'head' ? 'the head axis' : f.kind === 'feat' ? 'a feature digit' : `a dim of size ${sym.str(f.size)}`;
+        const what = f.kind === 'head' || f.kind === 'src' ? 'the head axis' : f.kind === 'feat' ? 'a feature digit' : `a dim of size ${sym.str(f.size)}`;
         return `its output dim ${sym.str(d)} cuts ${what} (size ${sym.str(factorSize(f))}) in a way that cannot be followed`;
       }
       fs.push(parts[0]);

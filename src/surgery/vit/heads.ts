@@ -107,8 +107,9 @@ class Sizer {
   }
   size(f: Factor, proj: number): Sym {
     if (f.kind === 'other') return f.size;
-    if (f.kind === 'head') return sym.of(this.H2);
-    if (proj < 0) return sym.of(f.size);
+    if (f.kind === 'head' || f.kind === 'src') return sym.of(this.H2);
+    // Features of a projection that holds one head whole (per-head projections) keep their sizes.
+    if (proj < 0 || this.m.headStride[proj] === 0) return sym.of(f.size);
     const r = relation(f, this.m.headStride[proj], this.H);
     return sym.of(r === 'holds' ? (f.size / this.H) * this.H2 : f.size);
   }
@@ -129,6 +130,8 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: 
   };
   m.projections.forEach((lin, p) => {
     const fh = m.featureHeads[p];
+    // A projection of one head (per-head projections joined by a Concat) stays whole or goes whole.
+    if (m.headStride[p] === 0) return;
     keepOutputFeatures(index, lin, range(fh.length).filter((f) => keptSet.has(fh[f])));
   });
   keepInputFeatures(index, m.out, range(m.outHeads.length).filter((g) => keptSet.has(m.outHeads[g])));
@@ -162,6 +165,9 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: 
       const want = s.ranges.map(([b, e]) => [(b / R) * R2, (e / R) * R2] as [number, number]);
       if (s.node.opType === 'Slice') rewriteSlice(s.node, s.axis, want[0], n2, ints, after, fail);
       else rewriteSplit(s.node, want, ints, after);
+    } else if (s.kind === 'concat') {
+      // Per-head projections: input h is head h; the removed heads' projections become dead code.
+      s.node.input = s.node.input.filter((_, h) => keptSet.has(h));
     } else {
       const c = resolveConstant(index, s.node.input[s.input]);
       if (!c) fail(s.node, 'its per-head operand is not a constant');
@@ -184,7 +190,7 @@ function keptPositions(fs: Factor[], m: AttentionMatch, proj: number, kept: Set<
   const sizes = fs.map((f) => (f.kind === 'other' ? f.size.c : f.size));
   const total = sizes.reduce((a, b) => a * b, 1);
   const keep: number[] = [];
-  const hasHead = fs.some((f) => f.kind === 'head');
+  const hasHead = fs.some((f) => f.kind === 'head' || f.kind === 'src');
   if (!hasHead && proj < 0) return undefined;
   for (let p = 0; p < total; p++) {
     let rest = p;
@@ -194,7 +200,7 @@ function keptPositions(fs: Factor[], m: AttentionMatch, proj: number, kept: Set<
       const d = rest % sizes[j];
       rest = Math.floor(rest / sizes[j]);
       const f = fs[j];
-      if (f.kind === 'head') head = d;
+      if (f.kind === 'head' || f.kind === 'src') head = d;
       else if (f.kind === 'feat') feat += d * f.stride;
     }
     if (!hasHead) head = Math.floor(feat / m.headStride[proj]) % m.block.numHeads;
