@@ -195,13 +195,32 @@ export function withCalibrationOutputs(
       };
       // A Cast to the type a value already has is removed by onnxruntime's basic optimizations.
       const x = cast(source, DataType.FLOAT, 'float32');
-      const mean = rowsThenAll(x, 'mean');
-      const centre = cast(mean, DataType.FLOAT, 'centre');
       const d = v('centred');
       const d2 = v('centred2');
       const d3 = v('centred3');
-      nodes.push(makeNode('Sub', [x, centre], [d], fresh(`${p}/Sub`)));
-      const e1 = rowsThenAll(d, 'e1');
+      let mean: string;
+      let e1: string;
+      const rank = tap.layout === 'BHTT' ? 4 : tap.layout === '(BH)TT' ? 3 : undefined;
+      if (rank !== undefined && softmaxOverLastAxis(index, tap.value, rank, opset)) {
+        // Rows of a Softmax over the last axis sum to 1, so 1/T is the map's mean up to rounding:
+        // centred on it, the pass that averages the map is not needed (ViT-B/16: 12 passes over
+        // [B,12,197,197] per batch). mean = 1/T + E[d] in float64, with E[d] as before.
+        const t = v('tokens');
+        const index1 = fresh(`${p}/last_axis`);
+        inits.push(makeInt64Tensor(index1, [rank - 1]));
+        nodes.push(makeNode('Gather', [dims, index1], [t], fresh(`${p}/Gather_tokens`), [intAttr('axis', 0)]));
+        const centre = v('centre');
+        nodes.push(makeNode('Reciprocal', [cast(t, DataType.FLOAT, 'tokens_float')], [centre], fresh(`${p}/Reciprocal`)));
+        nodes.push(makeNode('Sub', [x, centre], [d], fresh(`${p}/Sub`)));
+        e1 = rowsThenAll(d, 'e1');
+        mean = v('mean');
+        nodes.push(makeNode('Add', [cast(centre, DataType.DOUBLE, 'centre64'), e1], [mean], fresh(`${p}/Add_mean`)));
+      } else {
+        mean = rowsThenAll(x, 'mean');
+        const centre = cast(mean, DataType.FLOAT, 'centre');
+        nodes.push(makeNode('Sub', [x, centre], [d], fresh(`${p}/Sub`)));
+        e1 = rowsThenAll(d, 'e1');
+      }
       nodes.push(makeNode('Mul', [d, d], [d2], fresh(`${p}/Mul2`)));
       const m2 = rowsThenAll(d2, 'm2');
       nodes.push(makeNode('Mul', [d2, d], [d3], fresh(`${p}/Mul3`)));
@@ -278,6 +297,15 @@ export function withCalibrationOutputs(
     },
   };
   return { model: tapped, moments, maps, extras };
+}
+
+/** Whether `value` is the output of a Softmax over its last axis (rank `rank`), whose rows sum to 1. */
+function softmaxOverLastAxis(index: GraphIndex, value: string, rank: number, opset: number): boolean {
+  const producer = index.producer.get(value);
+  if (producer?.opType !== 'Softmax' || (producer.domain && producer.domain !== 'ai.onnx')) return false;
+  const attr = producer.attribute.find((a) => a.name === 'axis');
+  const axis = attr ? Number(attr.i) : opset >= 13 ? -1 : 1;
+  return (axis < 0 ? axis + rank : axis) === rank - 1;
 }
 
 function makeValueInfoUnknownShape(name: string, elemType: number): ValueInfoProto {
