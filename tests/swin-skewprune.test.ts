@@ -27,6 +27,7 @@ interface Entry {
   file: string;
   kind: string;
   batch: number | null;
+  constantFolding: boolean;
   attention: { heads: number; width: number }[];
 }
 const manifest: { fixtures: Entry[] } = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8'));
@@ -63,8 +64,10 @@ describe('Swin: windowed attention taps and calibration', () => {
     });
   }
 
-  it('per image and head, the skewness of all nW windows pooled, in the graph and in JS, equals a reference from the raw Softmax outputs', async () => {
-    const model = loadModel(join(DIR, dyn.file));
+  for (const e of [dyn, swins.find((f) => f.batch === 2)!]) {
+  it(`${e.name}: per image and head, the skewness of all nW windows pooled, in the graph and in JS, equals a reference from the raw Softmax outputs`, async () => {
+    const model = loadModel(join(DIR, e.file));
+    const rows = e.batch ?? 1; // a fixed-batch model runs each image padded with zero images
     const n = 5;
     const x = randomInput([n, 3, 32, 32], 3);
     const taps = discoverTaps(model, 'heads');
@@ -73,9 +76,12 @@ describe('Swin: windowed attention taps and calibration', () => {
     const ref: number[][][] = taps.map(() => []);
     const windows: number[] = [];
     for (let i = 0; i < n; i++) {
-      const out = await runBatch(rt, x.slice(i * 3072, (i + 1) * 3072), [1, 3, 32, 32], taps.map((t) => t.value));
+      const one = new Float32Array(rows * 3072);
+      one.set(x.subarray(i * 3072, (i + 1) * 3072));
+      const out = await runBatch(rt, one, [rows, 3, 32, 32], taps.map((t) => t.value));
       taps.forEach((t, ti) => {
-        const [nW, H, T] = out[t.value].dims as number[];
+        const [bw, H, T] = out[t.value].dims as number[];
+        const nW = bw / rows; // image 0's windows are the first nW rows
         if (i === 0) windows.push(nW);
         const d = out[t.value].data as Float32Array;
         ref[ti].push(Array.from({ length: H }, (_, h) => g1(Array.from({ length: nW }, (_, w) => Array.from(d.subarray((w * H + h) * T * T, (w * H + h + 1) * T * T))).flat())));
@@ -87,12 +93,13 @@ describe('Swin: windowed attention taps and calibration', () => {
     for (const moments of ['graph', 'js'] as const) {
       const r = await calibrateTensors(model, x, [n, 3, 32, 32], { kind: 'heads', moments, batchSize: 2 });
       r.taps.forEach((t, ti) => {
-        expect(t.units).toBe(dyn.attention[ti].heads);
+        expect(t.units).toBe(e.attention[ti].heads);
         expect(t.mapSize).toBe(windows[ti] * 16 * 16);
         t.perImage.forEach((row, h) => row.forEach((v, i) => expect(Math.abs(v - ref[ti][i][h]), `${moments} tap ${ti} head ${h} image ${i}`).toBeLessThan(2e-6 * Math.max(1, Math.abs(v)))));
       });
     }
   });
+  }
 
   it("head statistic 'cls' on windowed attention is refused, naming the tap and the windows", async () => {
     const model = loadModel(join(DIR, dyn.file));
@@ -115,23 +122,25 @@ async function makeImages(dir: string, count: number): Promise<void> {
 }
 
 describe('Swin: skewPrune end to end', () => {
-  it('patch+heads, ratio 0.5: heads and patch channels removed, pruned == masked original at batch 1 and 3; the CLI writes the same model', async () => {
-    const images = join(scratch, 'images');
+  // Every dynamic-batch Swin: torchvision export, folding off, opset 16, the opset-20 rewrite.
+  for (const e of swins.filter((f) => f.batch === null)) {
+  it(`${e.name}: patch+heads, ratio 0.5: heads and patch channels removed, pruned == masked original at batch 1 and 3${e === dyn ? '; the CLI writes the same model' : ''}`, async () => {
+    const images = join(scratch, `images-${e.name}`);
     await makeImages(images, 6);
-    const path = join(DIR, dyn.file);
+    const path = join(DIR, e.file);
     const model = loadModel(path);
     const r = await skewPrune(model, { calibration: images, pattern: 'patch+heads', ratio: 0.5, warn: () => undefined });
     const patch = r.keepSets.find((k) => k.kind === 'patch')!;
     const heads = r.keepSets.filter((k) => k.kind === 'heads');
     expect(patch.total).toBe(16);
     expect(patch.keep.length).toBe(8);
-    expect(heads.map((k) => k.total)).toEqual(dyn.attention.map((a) => a.heads));
-    expect(heads.map((k) => k.keep.length)).toEqual(dyn.attention.map((a) => a.heads / 2));
+    expect(heads.map((k) => k.total)).toEqual(e.attention.map((a) => a.heads));
+    expect(heads.map((k) => k.keep.length)).toEqual(e.attention.map((a) => a.heads / 2));
     expect(r.report.removed).toEqual({ patch: 8, heads: 6 });
 
     const oracle = maskHeads(
       zeroPatchFilters(model, patch.tap, complement(16, patch.keep)),
-      heads.map((k, i) => ({ softmax: k.tap, numHeads: k.total, kept: k.keep, width: dyn.attention[i].width })),
+      heads.map((k, i) => ({ softmax: k.tap, numHeads: k.total, kept: k.keep, width: e.attention[i].width })),
     );
     for (const batch of [1, 3]) {
       const dims = [batch, 3, 32, 32];
@@ -141,23 +150,26 @@ describe('Swin: skewPrune end to end', () => {
       expect(relativeMaxDiff(o, base), `oracle vs original, batch ${batch}`).toBeGreaterThan(1e-3);
     }
     // Cost: per block, r heads of width dh leave qkv (3 r dh (E + 1)), the projection's inputs
-    // (r dh E) and the relative position bias (r T T, T = 16); 8 patch filters of 3x4x4 + bias.
+    // (r dh E) and the relative position bias; 8 patch filters of 3x4x4 + bias. The bias is held
+    // as [1, H, T, T] (T = 16) by a folded export, and always after surgery; with folding off the
+    // original holds the [(2*4-1)^2, H] table instead, which the surgery folds (expands) first.
     let removed = 8 * (3 * 4 * 4 + 1);
     heads.forEach((k, i) => {
-      const a = dyn.attention[i];
+      const a = e.attention[i];
       const rm = k.total - k.keep.length;
-      removed += 3 * rm * (a.width / a.heads) * (a.width + 1) + rm * (a.width / a.heads) * a.width + rm * 16 * 16;
+      const biasBefore = (e.constantFolding ? 16 * 16 : 7 * 7) * k.total;
+      removed += 3 * rm * (a.width / a.heads) * (a.width + 1) + rm * (a.width / a.heads) * a.width + biasBefore - 16 * 16 * k.keep.length;
     });
     expect(r.cost.before.parameters - r.cost.after.parameters).toBe(removed);
     expect(r.cost.after.attentionMacs).toBeLessThan(r.cost.before.attentionMacs);
     console.log(
-      `swin_t_op14_dyn skewPrune patch+heads ratio 0.5: removed ${JSON.stringify(r.report.removed)}; parameters ${r.cost.before.parameters} -> ${r.cost.after.parameters}, ` +
+      `${e.name} skewPrune patch+heads ratio 0.5: removed ${JSON.stringify(r.report.removed)}; parameters ${r.cost.before.parameters} -> ${r.cost.after.parameters}, ` +
         `MACs ${r.cost.before.macs} -> ${r.cost.after.macs}, attention MACs ${r.cost.before.attentionMacs} -> ${r.cost.after.attentionMacs}`,
     );
 
     // The CLI on the same file and images writes a model with the same logits.
     const bin = join(process.cwd(), 'dist', 'cli', 'main.js');
-    if (!existsSync(bin)) return; // built by `npm test` (tsc) before vitest
+    if (e !== dyn || !existsSync(bin)) return; // built by `npm test` (tsc) before vitest
     const out = join(scratch, 'swin.pruned.onnx');
     const cli = spawnSync(process.execPath, [bin, 'prune', path, '-c', images, '-p', 'patch+heads', '--ratio', '0.5', '-o', out], { encoding: 'utf8' });
     expect(cli.status, cli.stderr).toBe(0);
@@ -165,4 +177,5 @@ describe('Swin: skewPrune end to end', () => {
     const x = randomInput([3, 3, 32, 32], 61);
     expect(relativeMaxDiff(await logits(loadModel(out), x, [3, 3, 32, 32]), await logits(r.model, x, [3, 3, 32, 32]))).toBe(0);
   });
+  }
 });
