@@ -178,6 +178,26 @@ describe('head-axis dependency analysis on hand-built layouts', () => {
     );
   });
 
+  it('a float scale computed from the head count at run time is refused naming the node that reads it', () => {
+    const { model } = build('split-fused');
+    const g = structuredClone(model.proto).graph!;
+    const scoresMul = g.node.find((n) => n.opType === 'Mul' && n.input[1] === 'scale')!;
+    const q = g.node.find((n) => n.output[0] === scoresMul.input[0])!.input[0]; // the scores MatMul's Q
+    g.initializer.push(makeInt64Tensor('head_axis', [1], []));
+    g.node.push(
+      makeNode('Shape', [q], ['q_shape'], 'q_shape'),
+      makeNode('Gather', ['q_shape', 'head_axis'], ['q_heads'], 'q_heads'),
+      makeNode('Cast', ['q_heads'], ['q_heads_f'], 'q_heads_f', [attr('to', 1)]),
+      makeNode('Reciprocal', ['q_heads_f'], ['head_scale'], 'head_scale'),
+    );
+    scoresMul.input[1] = 'head_scale';
+    const edited = { proto: { ...model.proto, graph: g } };
+    expect(findAttentionBlocks(edited)[0].numHeads).toBe(H);
+    expect(() => pruneHeads(edited, [{ tap: 'probs', kind: 'heads', total: H, keep: [0, 1] }])).toThrow(
+      "attention block 'probs': 'head_scale' (Reciprocal) reads 'q_heads_f', computed from a shape that changes with the heads",
+    );
+  });
+
   const scratch = mkdtempSync(join(tmpdir(), 'fairprune-dependency-'));
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
   const refusals: [Variant, RegExp][] = [

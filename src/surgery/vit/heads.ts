@@ -76,6 +76,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
     for (const p of m.projections) if (p.biasAdd) overrides.set(p.node.output[0], overrides.get(p.output)!);
   }
   const after = overrides.size ? new ShapeInference(index, { opset, order, overrides }) : undefined;
+  for (const { m, kept } of plans) if (kept.length) checkShapeReaders(index, m, before, after!);
   for (const { m, kept, record } of plans) {
     if (kept.length === 0) {
       dropAttentionBranch(index, m, out, before);
@@ -87,6 +88,41 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: Onnx
   removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
   sortGraph(out.proto.graph!);
   return { model: out, records };
+}
+
+/** Integer ops through which a shape read at run time is followed. */
+const SHAPE_ARITHMETIC = new Set(['Gather', 'Slice', 'Concat', 'Unsqueeze', 'Squeeze', 'Cast', 'Mul', 'Div', 'Add', 'Sub', 'Mod', 'Floor', 'Reshape', 'Identity', 'Equal', 'Where', 'Abs', 'Neg', 'Max', 'Min']);
+
+/**
+ * A Shape of a value whose shape follows the heads may feed anything. Follows what it computes:
+ * a value whose inferred elements are the same before and after pruning is unaffected; a changed
+ * one may only reach the shape inputs of the Reshape/Slice/Split nodes on the head paths (whose
+ * pruned values are checked and rewritten), through integer arithmetic. Anything else (a scale
+ * computed in float from the head count, an Expand target) is refused naming the node.
+ */
+function checkShapeReaders(index: GraphIndex, m: AttentionMatch, before: ShapeInference, after: ShapeInference): void {
+  const onPath = new Set(m.steps.map((s) => s.node));
+  const same = (v: string) => {
+    const a = before.value(v);
+    const b = after.value(v);
+    return !!a && !!b && a.length === b.length && a.every((x, i) => sym.eq(x, b[i]));
+  };
+  const seen = new Set<string>();
+  const queue: string[] = [];
+  for (const t of m.tracks.keys()) for (const u of index.consumersOf(t)) if (u.opType === 'Shape') queue.push(u.output[0]);
+  while (queue.length) {
+    const v = queue.shift()!;
+    if (seen.has(v) || same(v)) continue;
+    seen.add(v);
+    for (const u of index.consumersOf(v)) {
+      const data = u.input[0] === v && (u.opType === 'Reshape' || u.opType === 'Slice' || u.opType === 'Split');
+      if (onPath.has(u) && !data) continue; // a target, bound or split size: checked when rewritten
+      if (!SHAPE_ARITHMETIC.has(u.opType)) {
+        throw new GraphError(`attention block '${m.block.id}': ${GraphIndex.label(u)} reads '${v}', computed from a shape that changes with the heads; it cannot be followed`);
+      }
+      for (const o of u.output) if (o) queue.push(o);
+    }
+  }
 }
 
 /** onnxruntime contrib ops that compute a whole multi-head attention inside one node. */
