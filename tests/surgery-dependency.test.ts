@@ -18,6 +18,7 @@ import type { OnnxModel } from '../src/onnx/io.js';
 import { findAttentionBlocks, pruneHeads, pruneVitToFile } from '../src/surgery/vit/index.js';
 import { removeChannels, removeFilterSets } from '../src/surgery/index.js';
 import { GraphBuilder, attr, randomInput } from './helpers/graph-builder.js';
+import { mulberry32 } from '../src/data/split.js';
 import { compareModels, complement, maskFilters } from './helpers/oracle.js';
 import { logits, relativeMaxDiff } from './helpers/oracle-vit.js';
 
@@ -213,6 +214,76 @@ describe('head-axis dependency analysis on hand-built layouts', () => {
       expect(() => findAttentionBlocks(model)).toThrow(message);
       expect(() => pruneVitToFile(input, output, { pattern: 'heads', headKeeps: [{ tap: 'probs', kind: 'heads', total: H, keep: [0] }] })).toThrow(message);
       expect(existsSync(output)).toBe(false);
+    });
+  }
+});
+
+/**
+ * Seeded random layouts: the order of the segment (q/k/v), head and head_dim digits in the
+ * projection features, fused or separate projections, the head axis before or after the batch,
+ * and the order in which heads and head_dim are merged back before the output projection. The
+ * test knows each graph's layout from how it built it; the library has to find it.
+ */
+function randomLayout(seed: number): { model: OnnxModel; outRowHead: (g: number) => number; describe: string } {
+  const rand = mulberry32(seed);
+  const pick = <T,>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
+  const shuffle = <T,>(xs: T[]): T[] => {
+    const a = [...xs];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  };
+  const fused = rand() < 0.5;
+  const digits = shuffle(fused ? ['s', 'h', 'j'] : ['h', 'j']);
+  const headFirst = rand() < 0.5;
+  const mergeOrder = pick([['h', 'j'], ['j', 'h']]);
+  const size: Record<string, number> = { s: 3, h: H, j: DH };
+  const b = new GraphBuilder(seed);
+  const ints = (vals: number[]) => b.ints(`c${b.inits.length}`, vals);
+  const linear = (x: string, outF: number, name: string) => b.op('Add', [b.op('MatMul', [x, b.weight(`${name}.w`, [C, outF], 0.5)]), b.weight(`${name}.b`, [outF], 0.3)]);
+  // Returns the value and its axis names.
+  const split = (t: string): [string, string[]] => [b.op('Reshape', [t, ints([0, 0, ...digits.map((d) => size[d])])]), ['B', 'N', ...digits]];
+  const role = (s: number): [string, string[]] => {
+    if (!fused) return split(linear('x', E, `p${s}`));
+    const [v, names] = qkvSplit!;
+    const axis = names.indexOf('s');
+    b.inits.push(makeInt64Tensor(`seg${s}_${seed}`, [s], []));
+    return [b.op('Gather', [v, `seg${s}_${seed}`], [attr('axis', axis)]), names.filter((n) => n !== 's')];
+  };
+  const qkvSplit = fused ? split(linear('x', 3 * E, 'qkv')) : undefined;
+  const to = ([v, names]: [string, string[]], target: string[]): string => b.op('Transpose', [rand() < 0.3 ? b.op('Identity', [v]) : v], [attr('perm', target.map((n) => names.indexOf(n)))]);
+  const lead = headFirst ? ['h', 'B'] : ['B', 'h'];
+  const q = to(role(0), [...lead, 'N', 'j']);
+  const k = to(role(1), [...lead, 'j', 'N']);
+  const v = to(role(2), [...lead, 'N', 'j']);
+  const scores = b.op('Mul', [b.op('MatMul', [q, k]), b.weight('scale', [], 0.3)]);
+  b.op('Softmax', [scores], [attr('axis', -1)]);
+  b.nodes[b.nodes.length - 1].output[0] = 'probs';
+  const ctx = b.op('MatMul', ['probs', v]);
+  const merged = b.op('Reshape', [to([ctx, [...lead, 'N', 'j']], ['B', 'N', ...mergeOrder]), ints([-1, N, E])]);
+  const out = b.op('Add', [b.op('MatMul', [merged, b.weight('out.w', [E, C], 0.5)]), b.weight('out.b', [C], 0.3)]);
+  b.op('Add', ['x', out]);
+  b.nodes[b.nodes.length - 1].output[0] = 'y';
+  const model = b.build({ name: 'x', shape: ['batch', N, C] }, [{ name: 'y', shape: ['batch', N, C] }], 17);
+  const outRowHead = mergeOrder[0] === 'h' ? (g: number) => Math.floor(g / DH) : (g: number) => g % H;
+  return { model, outRowHead, describe: `${fused ? 'fused' : 'separate'} features [${digits.join(',')}], ${headFirst ? 'head axis first' : 'batch first'}, merged [${mergeOrder.join(',')}]` };
+}
+
+describe('seeded random attention layouts', () => {
+  for (let seed = 1; seed <= 16; seed++) {
+    it(`seed ${seed}: pruned == masked original at batch 2`, async () => {
+      const { model, outRowHead, describe: what } = randomLayout(seed);
+      const [block] = findAttentionBlocks(model);
+      expect([block.numHeads, block.headDim], what).toEqual([H, DH]);
+      const kept = [0, 1, 2, 3].filter((h) => (h + seed) % 3 !== 0);
+      const removed = [0, 1, 2, 3].filter((h) => !kept.includes(h));
+      const { model: pruned } = pruneHeads(model, [{ tap: 'probs', kind: 'heads', total: H, keep: kept }]);
+      const x = randomInput([2, N, C], seed);
+      const [p, o, base] = await Promise.all([logits(pruned, x, [2, N, C]), logits(zeroHeads(model, removed, outRowHead), x, [2, N, C]), logits(model, x, [2, N, C])]);
+      expect(relativeMaxDiff(p, o), what).toBeLessThanOrEqual(1e-5);
+      expect(relativeMaxDiff(o, base)).toBeGreaterThan(1e-3);
     });
   }
 });
