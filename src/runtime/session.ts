@@ -86,14 +86,29 @@ function weightlessFile(model: OnnxModel): TempFile | undefined {
 
 /** Creates a session for a model (loaded, bytes, or path). */
 export async function createRuntime(model: OnnxModel | Uint8Array | string, options: RuntimeOptions = {}): Promise<Runtime> {
-  if (typeof model === 'string' || model instanceof Uint8Array) return createFrom(model, options, false);
-  const file = weightlessFile(model);
-  // Bytes serialized here are nobody else's: a worker takes them without a copy.
-  if (!file) return createFrom(serializeModel(model), options, true);
+  // A worker thread boots (its V8 isolate, onnxruntime's addon) while the model is prepared here.
+  const worker = options.thread === 'worker' ? startWorker() : undefined;
+  let file: TempFile | undefined;
   try {
-    return await createFrom(file.path, options, false);
+    if (typeof model === 'string' || model instanceof Uint8Array) return await createFrom(model, options, false, worker);
+    file = weightlessFile(model);
+    // Bytes serialized here are nobody else's: a worker takes them without a copy.
+    if (!file) return await createFrom(serializeModel(model), options, true, worker);
+    return await createFrom(file.path, options, false, worker);
+  } catch (e) {
+    // createFrom ends the worker on its own failures; this covers preparing the model.
+    await worker?.release().catch(() => undefined);
+    throw e;
   } finally {
-    file.discard();
+    file?.discard();
+  }
+}
+
+function startWorker(): WorkerSession | undefined {
+  try {
+    return new WorkerSession();
+  } catch {
+    return undefined;
   }
 }
 
@@ -105,11 +120,11 @@ interface Creator {
   thread: 'inline' | 'worker';
 }
 
-async function creator(source: Uint8Array | string, options: RuntimeOptions, owned: boolean): Promise<Creator> {
+async function creator(source: Uint8Array | string, options: RuntimeOptions, owned: boolean, started?: WorkerSession): Promise<Creator> {
   if (options.thread === 'worker') {
-    let w: WorkerSession | undefined;
+    let w: WorkerSession | undefined = started;
     try {
-      w = new WorkerSession();
+      w ??= new WorkerSession();
       await w.load(source, owned);
       const worker = w;
       return {
@@ -133,8 +148,8 @@ async function creator(source: Uint8Array | string, options: RuntimeOptions, own
   };
 }
 
-async function createFrom(source: Uint8Array | string, options: RuntimeOptions, owned: boolean): Promise<Runtime> {
-  const make = await creator(source, options, owned);
+async function createFrom(source: Uint8Array | string, options: RuntimeOptions, owned: boolean, worker?: WorkerSession): Promise<Runtime> {
+  const make = await creator(source, options, owned, worker);
   try {
     return await createWith(make, options);
   } catch (e) {
