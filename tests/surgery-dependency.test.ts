@@ -108,10 +108,8 @@ function build(variant: Variant): Built {
     v = perHead('v');
   }
   const scores = b.op('Mul', [b.op('MatMul', [q, k]), scale]);
-  b.nodes.push(...[]);
-  const probs = b.op('Softmax', [scores], [attr('axis', -1)]);
+  b.op('Softmax', [scores], [attr('axis', -1)]);
   b.nodes[b.nodes.length - 1].output[0] = 'probs';
-  void probs;
   const ctx = b.op('MatMul', ['probs', v]);
   const out = b.op('Add', [b.op('MatMul', [merge(ctx), b.weight('out.w', [E, C], 0.5)]), b.weight('out.b', [C], 0.3)]);
   b.op('Add', ['x', out]);

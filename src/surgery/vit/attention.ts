@@ -357,9 +357,7 @@ class BlockAnalysis {
     const follow = (t: Trace, operand: string): Track => {
       if ('lin' in t) return this.tracks.get(walk(t.chain, t.lin.output, projOf(t.lin), operand))!;
       const parts = t.parts.map((part, k) => this.tracks.get(walk(part.chain, part.lin.output, projOf(part.lin), t.concat.input[k]))!);
-      const joined = this.concatStep(t.concat, parts);
-      const first = t.chain[0];
-      return this.tracks.get(walk(t.chain, joined, -2, first ? operand : operand))!;
+      return this.tracks.get(walk(t.chain, this.concatStep(t.concat, parts), -2, operand))!;
     };
     const linOf = (t: Trace): Linear => ('lin' in t ? t.lin : t.parts[0].lin);
     const q = follow(qT, scores.input[0]);
@@ -758,7 +756,6 @@ class BlockAnalysis {
       case 'Sub': {
         const other = node.input[1 - input];
         const os = this.shape(other, node);
-        const ro = Math.max(r, os.length);
         if (os.length > r) throw new Lost(node, `'${other}' has a higher rank than the tracked value`);
         for (let a = 0; a < r; a++) {
           const d = os[a - (r - os.length)];
@@ -767,7 +764,6 @@ class BlockAnalysis {
           if (!c) throw new Lost(node, `'${other}' varies along the head axis and is not a constant`);
           this.steps.push({ kind: 'constant', node, input: 1 - input, constAxis: a - (r - os.length), factors: t.axes[a], proj });
         }
-        void ro;
         this.setTrack(out, t);
         return out;
       }
