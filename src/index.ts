@@ -24,7 +24,7 @@ export { createRuntime, ModelInputError, RuntimeRunError, type ExecutionProvider
 export { describeModel, type ModelDescription } from './pipeline/inspect.js';
 
 // Option checks at the API boundary
-export { OptionError } from './core/options.js';
+export { OptionError, ResumeMismatchError } from './core/options.js';
 
 // Data
 export { loadImageCHW, imageDims, IMAGENET_PREPROCESS, validatePreprocess, ImageReadError, PREPROCESS_METADATA_KEY, CLASSES_METADATA_KEY, type Preprocess, type ResizeMode, type ImageLayout, type Interpolation } from './data/preprocess.js';

@@ -45,7 +45,7 @@ describe.skipIf(!haveData || !existsSync(VGG))('skewSweep', () => {
     // Resume from the log after the first pass: only the missing points run, same summary.
     const resumed = await skewSweep(model, { ...opts, selections: [...opts.selections], resume: logs[0] });
     expect(resumed.summary).toEqual(summary);
-    await expect(skewSweep(model, { ...opts, selections: [...opts.selections], budgets: [0.2], resume: { ...logs[0], model: 'other.onnx' } })).rejects.toThrow(/resume: the log was written for another/);
+    await expect(skewSweep(model, { ...opts, selections: [...opts.selections], budgets: [0.2], resume: { ...logs[0], model: 'other.onnx' } })).rejects.toThrow(/resume: the log was written with another model \(log: other.onnx/);
   });
 
   it('pools logs: metrics of the concatenated predictions', () => {

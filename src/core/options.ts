@@ -16,6 +16,39 @@ export class OptionError extends Error {
   }
 }
 
+const show = (v: unknown) => (typeof v === 'string' ? v : showValue(v));
+
+/**
+ * A resumed log (sweep, search) was written with another value of a setting that decides its
+ * results. `setting` names it ('preprocessing', 'model', 'evaluation images'...).
+ */
+export class ResumeMismatchError extends Error {
+  constructor(
+    readonly setting: string,
+    readonly logged: unknown,
+    readonly current: unknown,
+  ) {
+    super(`resume: the log was written with another ${setting} (log: ${show(logged)}, this run: ${show(current)}); start a new log`);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * Throws ResumeMismatchError unless `logged` and `current` are equal (as JSON). For two objects
+ * the first differing field is named ('preprocessing mean'); `absent` describes a missing value.
+ */
+export function checkResumed(setting: string, logged: unknown, current: unknown, absent = 'none'): void {
+  const json = (v: unknown) => JSON.stringify(v ?? null);
+  if (json(logged) === json(current)) return;
+  const isRecord = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (isRecord(logged) && isRecord(current)) {
+    for (const k of [...new Set([...Object.keys(logged), ...Object.keys(current)])]) {
+      if (json(logged[k]) !== json(current[k])) throw new ResumeMismatchError(`${setting} ${k}`, logged[k] ?? absent, current[k] ?? absent);
+    }
+  }
+  throw new ResumeMismatchError(setting, logged ?? absent, current ?? absent);
+}
+
 export function showValue(v: unknown): string {
   if (typeof v === 'string') return `'${v.length > 60 ? `${v.slice(0, 60)}...` : v}' (a string)`;
   if (typeof v === 'bigint') return `${v}n`;

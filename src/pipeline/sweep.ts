@@ -20,6 +20,7 @@ import { bootstrapMetrics, pairedBootstrapMetrics, type BootstrapOptions, type I
 import { detectKind, pruneWithKeepSets, SkewPruneOptionError, type PrunePattern } from './skewprune.js';
 import { unitL1Norms } from './l1.js';
 import type { FilterScope } from '../surgery/index.js';
+import { checkResumed, ResumeMismatchError } from '../core/options.js';
 
 export type SweepRule = 'ratio' | 'globalRatio';
 
@@ -53,7 +54,10 @@ export interface SkewSweepOptions {
   modelsPerPass?: number;
   /** Intervals (default 1000 resamples, seeded), or false for point estimates. */
   bootstrap?: BootstrapOptions | false;
-  /** A log from an earlier run with the same settings: its points are not evaluated again. */
+  /**
+   * A log from an earlier run with the same settings: its points are not evaluated again. Any
+   * setting that differs (model, pattern, rule, preprocessing, images...) is a ResumeMismatchError naming it.
+   */
   resume?: SweepLog;
   /** Called after each pass with the log so far (write it to resume later). */
   onLog?: (log: SweepLog) => void;
@@ -79,7 +83,20 @@ export interface SweepLog {
   version: 1;
   model: string;
   /** Everything that decides the points; a resumed log must have the same. */
-  settings: { pattern: string; scope?: string; rule: SweepRule; minKeep: number; exclude: string[]; headStatistic: HeadStatistic; calibrationImages: string[]; evaluationImages: string[] };
+  settings: {
+    pattern: string;
+    scope?: string;
+    rule: SweepRule;
+    minKeep: number;
+    exclude: string[];
+    headStatistic: HeadStatistic;
+    calibrationImages: string[];
+    evaluationImages: string[];
+    /** The preprocessing given (absent: the model's own recipe); logs before 0.1.0 lack it. */
+    preprocess?: Preprocess;
+    /** The cost probe's input shape for symbolic H/W, when given. */
+    inputShape?: number[];
+  };
   baseline: { macs: number; parameters: number; labels: number[]; groups: string[]; predictions: number[] };
   classes: string[];
   points: SweepLogPoint[];
@@ -134,6 +151,13 @@ export interface SkewSweepResult {
 /** Sweep settings that cannot work; names the option. */
 export class SweepOptionError extends SkewPruneOptionError {}
 
+/** Two image lists must be equal; names the count or the first image that differs. */
+function checkImages(setting: string, logged: readonly string[], current: readonly string[]): void {
+  if (logged.length !== current.length) throw new ResumeMismatchError(setting, `${logged.length} images`, `${current.length} images`);
+  const i = logged.findIndex((im, k) => im !== current[k]);
+  if (i >= 0) throw new ResumeMismatchError(`${setting} (#${i + 1})`, logged[i], current[i]);
+}
+
 const pointKey = (budget: number, select: Selection, seed?: number) => `${budget}:${select}${select === 'random' ? `:${seed}` : ''}`;
 
 export async function skewSweep(input: string | OnnxModel, options: SkewSweepOptions): Promise<SkewSweepResult> {
@@ -158,29 +182,48 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
     options.calibration instanceof Dataset ? { items: options.calibration.items.map((it) => ({ image: it.image, group: it.group, label: it.label })) } : options.calibration;
   const tapSelection: TapSelection = kind === 'cnn' ? 'filters' : pattern === 'patch' ? 'patch' : pattern === 'heads' ? 'heads' : 'vit';
 
+  // Settings known before any work are checked against a resumed log first, so a mismatch costs nothing.
+  const resume = options.resume;
+  const scope = pattern === 'filters' ? (options.scope ?? 'block') : undefined;
+  if (resume) {
+    checkResumed('model', resume.model, name);
+    const r = resume.settings;
+    checkResumed('pattern', r.pattern, pattern);
+    checkResumed('scope', r.scope, scope);
+    checkResumed('rule', r.rule, rule);
+    checkResumed('minKeep', r.minKeep, minKeep);
+    checkResumed('exclude', r.exclude, [...(options.exclude ?? [])]);
+    checkResumed('head statistic', r.headStatistic, headStatistic);
+    checkResumed('preprocessing', r.preprocess, options.preprocess, "none given (the model's own recipe)");
+    checkResumed('input shape', r.inputShape, options.inputShape);
+    checkImages('evaluation images', r.evaluationImages, dataset.items.map((it) => it.image));
+  }
   options.onProgress?.(`calibrating ${name}`);
   const cal = await calibrate(original, calibrationSource, { kind: tapSelection, batchSize: options.batchSize, executionProviders: options.executionProviders, preprocess: options.preprocess, headStatistic, skipUnreadable: options.skipUnreadable });
   const layers = cal.taps.map((t) => ({ tap: t.tap.value, kind: t.kind, medians: t.medians }));
   const settings: SweepLog['settings'] = {
     pattern,
-    ...(pattern === 'filters' ? { scope: options.scope ?? 'block' } : {}),
+    ...(scope ? { scope } : {}),
     rule,
     minKeep,
     exclude: [...(options.exclude ?? [])],
     headStatistic,
     calibrationImages: cal.images,
     evaluationImages: dataset.items.map((it) => it.image),
+    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+    ...(options.inputShape ? { inputShape: options.inputShape } : {}),
   };
-  const resumed = new Map<string, SweepLogPoint>();
-  if (options.resume) {
-    if (JSON.stringify(options.resume.settings) !== JSON.stringify(settings) || options.resume.model !== name) {
-      throw new SweepOptionError('resume: the log was written for another model, pattern, rule or image set; start a new log');
-    }
-    for (const p of options.resume.points) resumed.set(p.key, p);
-  }
-  const l1 = selections.includes('l1') ? unitL1Norms(original, layers) : undefined;
   const costOptions = options.inputShape ? { inputShape: options.inputShape } : {};
   const before = await graphCost(original, costOptions);
+  const resumed = new Map<string, SweepLogPoint>();
+  if (resume) {
+    // With skipUnreadable the calibration images are those that decoded, known only now.
+    checkImages('calibration images', resume.settings.calibrationImages, cal.images);
+    // Same file name, another network: told apart by its cost.
+    checkResumed('model (parameters, MACs)', { parameters: resume.baseline.parameters, macs: resume.baseline.macs }, { parameters: before.parameters, macs: before.macs });
+    for (const p of resume.points) resumed.set(p.key, p);
+  }
+  const l1 = selections.includes('l1') ? unitL1Norms(original, layers) : undefined;
 
   interface Todo {
     key: string;

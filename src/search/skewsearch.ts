@@ -6,7 +6,9 @@
  * threshold 0 everywhere) is the first candidate of both. The test split is touched only to report
  * the final choice. Every candidate goes into a JSON log; passing the log back resumes the search.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { checkResumed } from '../core/options.js';
 import type { KeepSet } from '../core/keep.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Preprocess } from '../data/preprocess.js';
@@ -60,7 +62,28 @@ export interface SearchLog {
   seed: number;
   space: SearchSpace;
   reward: Required<Pick<RewardOptions, 'alpha' | 'beta' | 'AC'>>;
+  /**
+   * What else decides the scores, checked when the log is resumed (logs written before these
+   * fields existed lack them and are resumed unchecked).
+   */
+  model?: { name: string; parameters: number; macs: number };
+  /** The preprocessing given (absent: the model's own recipe). */
+  preprocess?: Preprocess;
+  inputShape?: number[];
+  /** Size and digest of (image, label, group) of the train (calibration pool) and validation splits. */
+  data?: { train: SplitDigest; validation: SplitDigest };
   entries: SearchLogEntry[];
+}
+
+export interface SplitDigest {
+  images: number;
+  sha1: string;
+}
+
+function splitDigest(d: Dataset): SplitDigest {
+  const h = createHash('sha1');
+  for (const it of d.items) h.update(`${it.image}\u0000${it.label}\u0000${it.group}\n`);
+  return { images: d.size, sha1: h.digest('hex') };
 }
 
 export interface SkewSearchOptions {
@@ -83,7 +106,10 @@ export interface SkewSearchOptions {
   /** Used when reward.AC is not given (default 0.05). */
   maxAccuracyDrop?: number;
   seed?: number;
-  /** A log of an earlier run with the same seed and space: its candidates are not evaluated again. */
+  /**
+   * A log of an earlier run with the same settings: its candidates are not evaluated again. A
+   * seed, space, reward, model, preprocessing or split that differs is a ResumeMismatchError naming it.
+   */
   resume?: SearchLog;
   /** Evaluate the choice on the test split with bootstrap intervals (default true when a test split exists). */
   test?: boolean;
@@ -189,6 +215,29 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
   const started = performance.now();
   const outOfTime = () => seconds !== undefined && (performance.now() - started) / 1000 > seconds;
 
+  // Everything known before any work is checked against a resumed log first.
+  const name = options.name ?? model.path ?? 'model.onnx';
+  const costOptions = options.inputShape ? { inputShape: options.inputShape } : {};
+  const cost = await graphCost(model, costOptions);
+  const identity = {
+    model: { name, parameters: cost.parameters, macs: cost.macs },
+    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+    ...(options.inputShape ? { inputShape: options.inputShape } : {}),
+    data: { train: splitDigest(train), validation: splitDigest(val) },
+  };
+  if (options.resume) {
+    const r = options.resume;
+    if (r.model) {
+      checkResumed('model', r.model, identity.model);
+      checkResumed('preprocessing', r.preprocess, options.preprocess, "none given (the model's own recipe)");
+      checkResumed('input shape', r.inputShape, options.inputShape);
+      checkResumed('train split (calibration pool)', r.data?.train, identity.data.train);
+      checkResumed('validation split', r.data?.validation, identity.data.validation);
+    }
+    checkResumed('seed', r.seed, seed);
+    checkResumed('search space', r.space, space);
+  }
+
   const evaluator = new CandidateEvaluator(model, {
     pool: train,
     validation: val,
@@ -213,13 +262,13 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
   evaluator.options.reward = rewardOptions;
   const originalScore = (await evaluator.evaluate({ ...defaultConfig(space), choices: space.groups.map(() => 'keep-all' as const) })).score;
 
-  const log: SearchLog = { version: 1, seed, space, reward: rewardOptions, entries: [] };
+  const log: SearchLog = { version: 1, seed, space, reward: rewardOptions, ...identity, entries: [] };
   const resumed = new Map<string, SearchLogEntry>();
   if (options.resume) {
     const r = options.resume;
-    if (r.version !== 1 || r.seed !== seed || JSON.stringify(r.space) !== JSON.stringify(space) || JSON.stringify(r.reward) !== JSON.stringify(rewardOptions)) {
-      throw new SearchSpaceError('resume: the log was written with another seed, search space or reward; start a new log');
-    }
+    if (r.version !== 1) throw new SearchSpaceError(`resume: the log has version ${String(r.version)}, this run writes version 1; start a new log`);
+    // AC defaults to the unpruned model's validation accuracy, known only now.
+    checkResumed('reward', r.reward, rewardOptions);
     for (const e of r.entries) resumed.set(`${e.search}:${e.index}`, e);
   }
 
@@ -316,7 +365,7 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
     ...(randomBest ? { randomBest: pick(randomBest.entry) } : {}),
   };
   const testImages = test ? test.name : 'test split';
-  const report = await buildSearchReport(model, options.name ?? model.path ?? 'model.onnx', chosen, train, testResult, summary, evaluator, testImages, options.bootstrap);
+  const report = await buildSearchReport(model, name, chosen, train, testResult, summary, evaluator, testImages, options.bootstrap);
   return { chosen, default: dflt, randomBest, log, original: originalScore, evaluations: evaluator.evaluations, test: testResult, report, summary };
 }
 

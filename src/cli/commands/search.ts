@@ -5,7 +5,7 @@ import { loadModel, saveModel } from '../../onnx/io.js';
 import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { datasetFromSpec } from '../datasets.js';
-import { CliError } from '../errors.js';
+import { CliError, resumeError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { defaultOutput, readJson, reportFiles, writeAtomic, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
@@ -72,7 +72,7 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
     });
   } catch (e) {
     outputs.discard();
-    throw e;
+    throw o.log ? resumeError(e, o.log) : e;
   }
   const chosen = result.chosen.model;
   outputs.write(modelTarget, () => saveModel(chosen, out, { overwrite: !!o.force }));

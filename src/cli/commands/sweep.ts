@@ -10,7 +10,7 @@ import type { FilterScope } from '../../surgery/index.js';
 import type { PrunePattern } from '../../pipeline/skewprune.js';
 import { datasetFromSpec } from '../datasets.js';
 import { calibrationFrom } from '../calibration-input.js';
-import { CliError } from '../errors.js';
+import { CliError, resumeError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { readJson, writeAtomic } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
@@ -81,7 +81,7 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
     }));
   } catch (e) {
     outputs.discard();
-    throw e;
+    throw o.log ? resumeError(e, o.log) : e;
   }
   // sweep.json is exactly what --json prints: the versioned report with the summary in `sweep`.
   const report = makeReport('sweep', { sweep: summary, ...(files ? { files: { json: files.json, html: files.html } } : {}) });
