@@ -44,7 +44,7 @@ export function buildProgram(): Command {
     .description('calibrate, prune by median skewness, measure, and write the pruned model and report')
     .argument('<model>', 'ONNX model file')
     .requiredOption('-c, --calibration <source>', 'images: a folder (recursive; jpg, png, webp, tif, gif, avif...), a list file (.txt, one path per line), a CSV with an image column (csv:<file> or <file>.csv; labels optional), or a dataset spec such as pad-ufes-20:train')
-    .option('--skip-unreadable', 'skip calibration images that cannot be decoded (counted and named in the report) instead of failing')
+    .option('--skip-unreadable', 'skip calibration and --eval images that cannot be decoded (named in the report) instead of failing')
     .option('--dry-run', 'calibrate and print the plan (per layer kept/total, what is removed, cost after) without writing anything')
     .option('-o, --out <file>', 'pruned model path (default <model>.pruned.onnx)')
     .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads, staged (ViT)')
@@ -82,6 +82,7 @@ export function buildProgram(): Command {
     .option('--resamples <n>', 'bootstrap resamples', intOption('--resamples'), 1000)
     .option('--seed <n>', 'bootstrap seed', intOption('--seed'), 20250101)
     .option('--report <dir>', 'write report.json and report.html here')
+    .option('--skip-unreadable', 'leave out images that cannot be decoded (named in the output and the report\'s evaluation.skipped) instead of failing')
     .option('-f, --force', 'replace existing report files')
     .action(async (a: string, b: string | undefined, o) => (await import('./commands/eval.js')).evalCommand(a, b, o, globals()));
 
@@ -104,7 +105,7 @@ export function buildProgram(): Command {
     .option('--space <file>', 'search space JSON (default: the model\'s default space)')
     .option('--log <file>', 'JSON log of every candidate, written after each; an existing log is resumed')
     .option('--no-random', 'skip the random-search baseline')
-    .option('--skip-unreadable', 'skip calibration (train split) images that cannot be decoded (named in the report\'s notes) instead of failing')
+    .option('--skip-unreadable', 'skip train, validation and test images that cannot be decoded (all named in the report\'s notes) instead of failing')
     .option('-o, --out <file>', 'chosen pruned model (default <model>.searched.onnx)')
     .option('--report <dir>', 'write report.json and report.html (with the Pareto chart) here')
     .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
@@ -126,7 +127,7 @@ export function buildProgram(): Command {
     .option('--head-statistic <s>', 'map (paper), cls or rows', 'map')
     .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
     .option('--exclude <taps>', 'comma-separated tapped value names kept whole', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
-    .option('--skip-unreadable', 'skip calibration images that cannot be decoded (named in the summary\'s skipped) instead of failing')
+    .option('--skip-unreadable', 'skip calibration and evaluation images that cannot be decoded (named in the summary\'s skipped and skippedEvaluation) instead of failing')
     .option('--log <file>', 'JSON log of every point, written after each pass; an existing log is resumed')
     .option('--report <dir>', 'write sweep.json and sweep.html (Pareto chart and table) here')
     .option('--resamples <n>', 'bootstrap resamples (0: point estimates)', intOption('--resamples'), 1000)
@@ -144,6 +145,7 @@ export function buildProgram(): Command {
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('--no-latency', 'skip the latency measurement')
     .option('-f, --force', 'replace the report and pruned models already in the --out folder')
+    .option('--skip-unreadable', 'skip train and test images that cannot be decoded (named in the report) instead of failing')
     .action(async (o) => (await import('./commands/demo.js')).demo(o, globals()));
 
   return program;

@@ -85,6 +85,7 @@ export function validateEvaluateOptions(model: unknown, dataset: unknown, option
   checkRunOptions(o);
   checkFunction(o, 'onProgress');
   checkOneOf(o, 'runtimeThread', ['worker', 'inline']);
+  checkBoolean(o, 'skipUnreadable');
   if (o.fairnessGroups !== undefined && !(Array.isArray(o.fairnessGroups) && o.fairnessGroups.every((g) => typeof g === 'string'))) {
     throw new OptionError('fairnessGroups', o.fairnessGroups, 'must be an array of group names');
   }

@@ -44,6 +44,17 @@ export interface EvaluateOptions {
    * free during a batch (decoding the next images, progress, signals), or 'inline' on this thread.
    */
   runtimeThread?: 'worker' | 'inline';
+  /**
+   * Leave out images that cannot be decoded (named in the result's `skipped`) instead of failing;
+   * every metric is then over the images read, the same for every model of one call.
+   */
+  skipUnreadable?: boolean;
+}
+
+/** An image left out by skipUnreadable, with why. */
+export interface SkippedImage {
+  image: string;
+  reason: string;
 }
 
 export interface EvaluationResult {
@@ -62,6 +73,8 @@ export interface EvaluationResult {
   metrics: MetricsReport;
   /** Percentile intervals of every scalar metric, resampled within group. */
   intervals?: Record<string, Interval>;
+  /** Images left out as unreadable (skipUnreadable); labels, groups and scores exclude them. */
+  skipped?: SkippedImage[];
 }
 
 export interface PairResult {
@@ -111,8 +124,17 @@ async function prepare(model: OnnxModel | string, dataset: Dataset, options: Eva
   return { name, model: m, rt, preprocess, key: JSON.stringify(preprocess), endsInSoftmax, ...(fixedBatch ? { fixedBatch } : {}) };
 }
 
+/** Unreadable images found while filling a `decoded` cache, by cache key, so a cached batch still knows them. */
+const skippedInCache = new WeakMap<Map<string, Float32Array>, Map<string, Map<number, string>>>();
+
+interface RunOutcome {
+  scores: Float32Array[];
+  /** Index in the dataset -> reason, for images skipped as unreadable. */
+  skipped: Map<number, string>;
+}
+
 /** Runs prepared models over the dataset in one pass; returns each model's scores. */
-async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOptions): Promise<Float32Array[]> {
+async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOptions): Promise<RunOutcome> {
   const k = dataset.classes.length;
   const n = dataset.size;
   if (n === 0) throw new DatasetError(`${dataset.name} has no images to evaluate`);
@@ -120,6 +142,12 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new OptionError('batchSize', batchSize, 'must be an integer from 1 to 65536');
   const recipes = new Map<string, Preprocess>(models.map((p) => [p.key, p.preprocess]));
   const scores = models.map(() => new Float32Array(n * k));
+  const skipped = new Map<number, string>();
+  let cacheSkips: Map<string, Map<number, string>> | undefined;
+  if (options.decoded) {
+    cacheSkips = skippedInCache.get(options.decoded) ?? new Map();
+    skippedInCache.set(options.decoded, cacheSkips);
+  }
   const decode = async (start: number) => {
     const end = Math.min(n, start + batchSize);
     const out = new Map<string, Float32Array>();
@@ -127,13 +155,23 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
       const cacheKey = `${dataset.name}|${n}|${key}|${start}-${end}`;
       const cached = options.decoded?.get(cacheKey);
       if (cached) {
+        for (const [i, why] of cacheSkips?.get(cacheKey) ?? []) skipped.set(i, why);
         out.set(key, cached);
         continue;
       }
       const plane = 3 * p.crop * p.crop;
       const buf = new Float32Array((end - start) * plane);
-      await Promise.all(dataset.items.slice(start, end).map((it, j) => loadImageCHW(it.image, p, buf, j * plane)));
+      const outcomes = await Promise.allSettled(dataset.items.slice(start, end).map((it, j) => loadImageCHW(it.image, p, buf, j * plane)));
+      // An unreadable image's rows stay zero; its scores are dropped after the run.
+      const bad = new Map<number, string>();
+      outcomes.forEach((o, j) => {
+        if (o.status === 'fulfilled') return;
+        if (!options.skipUnreadable) throw o.reason;
+        bad.set(start + j, (o.reason as Error).message);
+      });
+      for (const [i, why] of bad) skipped.set(i, why);
       options.decoded?.set(cacheKey, buf);
+      if (bad.size) cacheSkips?.set(cacheKey, bad);
       out.set(key, buf);
     }
     return out;
@@ -173,10 +211,25 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
     }
     options.onProgress?.({ done: start + count, total: n });
   }
-  return scores;
+  if (skipped.size === n) throw new DatasetError(`${dataset.name}: none of its ${n} images could be read (first: ${dataset.items[0].image}: ${skipped.get(0)})`);
+  return { scores, skipped };
 }
 
-function result(p: Prepared, dataset: Dataset, scores: Float32Array, options: EvaluateOptions): EvaluationResult {
+/** The dataset and scores without the skipped images' rows (unchanged when none was skipped). */
+function withoutSkipped(dataset: Dataset, run: RunOutcome): { dataset: Dataset; scores: Float32Array[]; skipped?: SkippedImage[] } {
+  if (!run.skipped.size) return { dataset, scores: run.scores };
+  const k = dataset.classes.length;
+  const keep = dataset.items.map((_, i) => i).filter((i) => !run.skipped.has(i));
+  const scores = run.scores.map((s) => {
+    const out = new Float32Array(keep.length * k);
+    keep.forEach((i, r) => out.set(s.subarray(i * k, (i + 1) * k), r * k));
+    return out;
+  });
+  const skipped = [...run.skipped].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ image: dataset.items[i].image, reason }));
+  return { dataset: dataset.filter((_, i) => !run.skipped.has(i)), scores, skipped };
+}
+
+function result(p: Prepared, dataset: Dataset, scores: Float32Array, options: EvaluateOptions, skipped?: SkippedImage[]): EvaluationResult {
   const k = dataset.classes.length;
   const labels = dataset.labels();
   const groups = dataset.groups();
@@ -196,6 +249,7 @@ function result(p: Prepared, dataset: Dataset, scores: Float32Array, options: Ev
     predictions,
     metrics: computeMetrics(input, fairness),
     ...(options.bootstrap === false ? {} : { intervals: bootstrapMetrics(input, { ...options.bootstrap, ...fairness }) }),
+    ...(skipped ? { skipped } : {}),
   };
 }
 
@@ -204,8 +258,8 @@ export async function evaluate(model: OnnxModel | string, dataset: Dataset, opti
   validateEvaluateOptions(model, dataset, options);
   const p = await prepare(model, dataset, options);
   try {
-    const [scores] = await runAll([p], dataset, options);
-    return result(p, dataset, scores, options);
+    const r = withoutSkipped(dataset, await runAll([p], dataset, options));
+    return result(p, r.dataset, r.scores[0], options, r.skipped);
   } finally {
     await p.rt.session.release();
   }
@@ -225,16 +279,19 @@ export async function evaluatePair(
 ): Promise<PairResult> {
   validateEvaluateOptions(modelA, dataset, options, 'modelA');
   validateEvaluateOptions(modelB, dataset, options, 'modelB');
-  if (evaluatedA && evaluatedA.labels.length !== dataset.size) {
+  if (evaluatedA && evaluatedA.labels.length + (evaluatedA.skipped?.length ?? 0) !== dataset.size) {
     throw new OptionError('evaluatedA', `${evaluatedA.labels.length} images`, `must be a result on this dataset (${dataset.size} images)`);
   }
   const pa = evaluatedA ? undefined : await prepare(modelA, dataset, options);
   let pb: Prepared | undefined;
   try {
     pb = await prepare(modelB, dataset, options);
-    const scores = await runAll(pa ? [pa, pb] : [pb], dataset, options);
-    const a = pa ? result(pa, dataset, scores[0], options) : evaluatedA!;
-    const b = result(pb, dataset, scores[pa ? 1 : 0], options);
+    const r = withoutSkipped(dataset, await runAll(pa ? [pa, pb] : [pb], dataset, options));
+    const a = pa ? result(pa, r.dataset, r.scores[0], options, r.skipped) : evaluatedA!;
+    if (!pa && (a.skipped?.length ?? 0) !== (r.skipped?.length ?? 0)) {
+      throw new OptionError('evaluatedA', `${a.labels.length} images`, `must be a result on the images read now (${r.dataset.size})`);
+    }
+    const b = result(pb, r.dataset, r.scores[pa ? 1 : 0], options, r.skipped);
     const k = dataset.classes.length;
     const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
     const differences =
@@ -269,8 +326,8 @@ export async function evaluateMany(models: readonly (OnnxModel | string)[], data
   const prepared: Prepared[] = [];
   try {
     for (const m of models) prepared.push(await prepare(m, dataset, options));
-    const scores = await runAll(prepared, dataset, options);
-    const results = prepared.map((p, i) => result(p, dataset, scores[i], options));
+    const r = withoutSkipped(dataset, await runAll(prepared, dataset, options));
+    const results = prepared.map((p, i) => result(p, r.dataset, r.scores[i], options, r.skipped));
     const k = dataset.classes.length;
     const fairness = options.fairnessGroups ? { fairnessGroups: options.fairnessGroups } : {};
     const ref = results[0];

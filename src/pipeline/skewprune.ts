@@ -84,7 +84,7 @@ export interface SkewPruneOptions {
   executionProviders?: ExecutionProvider[];
   strict?: boolean;
   preprocess?: Preprocess;
-  /** Skip calibration images that cannot be read (counted and named in the report's notes) instead of failing. */
+  /** Skip calibration and evaluation images that cannot be read (counted and named in the report's notes) instead of failing. */
   skipUnreadable?: boolean;
   /**
    * The model input's shape [N, C, H, W] (or [N, H, W, C]) for the cost probe and latency, needed
@@ -363,6 +363,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
           providers: options.executionProviders ?? null,
           preprocess: options.preprocess ?? null,
           bootstrap: options.bootstrap ?? null,
+          skipUnreadable: !!options.skipUnreadable,
         })
       : '';
     const prior = reuse?.evaluation(original, evaluationKey);
@@ -378,6 +379,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
           strict: options.strict,
           preprocess: options.preprocess,
           bootstrap: options.bootstrap,
+          ...(options.skipUnreadable ? { skipUnreadable: true } : {}),
           onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'evaluate', done: p.done, total: p.total }) : undefined,
           ...(reuse ? { decoded: reuse.decoded } : {}),
         },
@@ -555,6 +557,8 @@ function buildReport(r: ReportInput): PruneReport {
   }
   const skipped = r.calibration[0]?.skipped ?? [];
   if (skipped.length) notes.push(`skipped ${skipped.length} unreadable calibration image${skipped.length === 1 ? '' : 's'} (not measured): ${skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
+  const evalSkipped = r.evaluation?.b.skipped ?? [];
+  if (evalSkipped.length) notes.push(`skipped ${evalSkipped.length} unreadable evaluation image${evalSkipped.length === 1 ? '' : 's'} (not evaluated): ${evalSkipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
   return {
     tool: { name: '@fairprune/core', version: packageVersion() },
     createdAt: new Date().toISOString(),

@@ -48,7 +48,10 @@ export interface SkewSweepOptions {
   preprocess?: Preprocess;
   /** Input shape for the cost probe of a model with symbolic H/W (as skewPrune's inputShape). */
   inputShape?: number[];
-  /** Skip calibration images that cannot be decoded (named in the summary) instead of failing. */
+  /**
+   * Skip calibration and evaluation images that cannot be decoded (named in the summary's
+   * `skipped` and `skippedEvaluation`) instead of failing; every model is evaluated on the images read.
+   */
   skipUnreadable?: boolean;
   /** Pruned models run per pass over the images (default 8; sessions of one pass are open together). */
   modelsPerPass?: number;
@@ -100,6 +103,8 @@ export interface SweepLog {
   baseline: { macs: number; parameters: number; labels: number[]; groups: string[]; predictions: number[] };
   classes: string[];
   points: SweepLogPoint[];
+  /** Evaluation images left out as unreadable (skipUnreadable); the baseline's labels and every point's predictions exclude them. */
+  skippedEvaluation?: { image: string; reason: string }[];
 }
 
 /** Metrics of one point over the (pooled) images, with intervals and paired differences. */
@@ -141,6 +146,8 @@ export interface SweepSummary {
   preprocess?: Preprocess;
   /** Calibration images skipped as unreadable (skipUnreadable). */
   skipped?: { image: string; reason: string }[];
+  /** Evaluation images left out as unreadable (skipUnreadable); `images` and every metric exclude them. */
+  skippedEvaluation?: { image: string; reason: string }[];
 }
 
 export interface SkewSweepResult {
@@ -256,8 +263,23 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
     const withBase = start === 0 && needBaseline;
     options.onProgress?.(`evaluating ${chunk.length} pruned model(s)${withBase ? ' and the unpruned one' : ''} on ${dataset.size} images (${start + chunk.length}/${missing.length})`);
     const models = [...(withBase ? [original] : []), ...built.map((b) => b.model)];
-    const many = await evaluateMany(models, dataset, { batchSize: options.batchSize, executionProviders: options.executionProviders, preprocess: options.preprocess, bootstrap: false });
-    if (withBase) log.baseline.predictions = Array.from(many.results[0].predictions);
+    const many = await evaluateMany(models, dataset, {
+      batchSize: options.batchSize,
+      executionProviders: options.executionProviders,
+      preprocess: options.preprocess,
+      bootstrap: false,
+      ...(options.skipUnreadable ? { skipUnreadable: true } : {}),
+    });
+    const read = many.results[0];
+    if (withBase) {
+      // Labels and groups of the images read (all of them unless skipUnreadable left some out).
+      log.baseline.predictions = Array.from(read.predictions);
+      log.baseline.labels = Array.from(read.labels);
+      log.baseline.groups = [...read.groups];
+      if (read.skipped) log.skippedEvaluation = read.skipped;
+    } else if (read.labels.length !== log.baseline.labels.length) {
+      throw new SweepOptionError(`resume: ${read.labels.length} of ${dataset.size} evaluation images could be read now, ${log.baseline.labels.length} when the log was written; start a new log`);
+    }
     const off = withBase ? 1 : 0;
     built.forEach((b, i) =>
       log.points.push({
@@ -280,7 +302,12 @@ export async function skewSweep(input: string | OnnxModel, options: SkewSweepOpt
   const summary = summarizeSweep([log], { bootstrap: options.bootstrap });
   return {
     log,
-    summary: { ...summary, ...(options.preprocess ? { preprocess: options.preprocess } : {}), ...(cal.skipped.length ? { skipped: cal.skipped } : {}) },
+    summary: {
+      ...summary,
+      ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+      ...(cal.skipped.length ? { skipped: cal.skipped } : {}),
+      ...(log.skippedEvaluation ? { skippedEvaluation: log.skippedEvaluation } : {}),
+    },
   };
 }
 

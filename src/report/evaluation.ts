@@ -77,5 +77,7 @@ export function evaluationSummary(result: EvaluationResult | PairResult, input: 
   }
   const anyInterval = results.some((r) => r.intervals && Object.keys(r.intervals).length);
   if (input.bootstrap && anyInterval) out.bootstrap = input.bootstrap;
+  const skipped = results.at(-1)!.skipped;
+  if (skipped?.length) out.skipped = skipped.map((s) => ({ image: s.image, reason: s.reason }));
   return out;
 }

@@ -125,6 +125,8 @@ export interface Evaluation {
   difference?: Record<string, Estimate>;
   /** Bootstrap settings; absent when no intervals were computed. */
   bootstrap?: { resamples: number; seed: number; level: number };
+  /** Images left out as unreadable (--skip-unreadable); `count` and every metric exclude them. */
+  skipped?: { image: string; reason: string }[];
 }
 
 /** One pruning run: what was measured, what was removed, what it cost and what it changed. */

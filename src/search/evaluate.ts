@@ -9,7 +9,7 @@ import type { KeepSet } from '../core/keep.js';
 import { calibrate, keepSetFromMedians, preprocessFor, type CalibrationItem, type CalibrationResult } from '../calibration/index.js';
 import { composeBatches } from '../data/bgm.js';
 import { loadImageCHW, type Preprocess } from '../data/preprocess.js';
-import type { Dataset } from '../data/dataset.js';
+import { DatasetError, type Dataset } from '../data/dataset.js';
 import { GraphIndex } from '../onnx/graph.js';
 import type { OnnxModel } from '../onnx/io.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
@@ -73,13 +73,21 @@ export function keepSetForChoice(tap: string, kind: KeepSet['kind'], medians: Ar
   return { tap, kind, total, keep: ranked.slice(0, count).sort((a, b) => a - b) };
 }
 
+/** The validation images as one tensor, with the split they come from (less the unreadable ones). */
+export interface DecodedValidation {
+  data: Float32Array;
+  side: number;
+  dataset: Dataset;
+  skipped: { image: string; reason: string }[];
+}
+
 export class CandidateEvaluator {
   readonly model: OnnxModel;
   readonly options: CandidateEvaluatorOptions;
   readonly isVit: boolean;
   private readonly calibrations = new Map<string, Promise<CalibrationResult>>();
   private readonly results = new Map<string, Promise<CandidateScore>>();
-  private validationTensors?: Promise<{ data: Float32Array; side: number }>;
+  private validationTensors?: Promise<DecodedValidation>;
   private readonly firstHeadTap?: string;
 
   constructor(model: OnnxModel, options: CandidateEvaluatorOptions) {
@@ -120,6 +128,22 @@ export class CandidateEvaluator {
       this.calibrations.set(c.name, p);
     }
     return p;
+  }
+
+  /**
+   * Calibration images skipped as unreadable by every composition measured so far (each image once,
+   * in the order met), with the compositions that drew it.
+   */
+  async skippedCalibration(): Promise<{ image: string; reason: string; compositions: string[] }[]> {
+    const out = new Map<string, { image: string; reason: string; compositions: string[] }>();
+    for (const [name, p] of this.calibrations) {
+      for (const sk of (await p).skipped) {
+        const e = out.get(sk.image) ?? { image: sk.image, reason: sk.reason, compositions: [] };
+        e.compositions.push(name);
+        out.set(sk.image, e);
+      }
+    }
+    return [...out.values()];
   }
 
   /** The keep sets a configuration applies (every tap its pattern prunes, in group order). */
@@ -197,8 +221,11 @@ export class CandidateEvaluator {
     };
   }
 
-  /** Validation images decoded once, with the model's own preprocessing. */
-  private decodedValidation(): Promise<{ data: Float32Array; side: number }> {
+  /**
+   * Validation images decoded once, with the model's own preprocessing; with skipUnreadable,
+   * those that cannot be decoded are left out (`dataset` is the validation split without them).
+   */
+  decodedValidation(): Promise<DecodedValidation> {
     if (!this.validationTensors) {
       this.validationTensors = (async () => {
         const index = GraphIndex.ofModel(this.model);
@@ -207,11 +234,26 @@ export class CandidateEvaluator {
         const items = this.options.validation.items;
         const plane = 3 * pre.crop * pre.crop;
         const data = new Float32Array(items.length * plane);
+        const skipped: { image: string; reason: string }[] = [];
+        const read = new Set<number>();
         // A few at a time: sharp decodes on its own threads.
         for (let i = 0; i < items.length; i += 16) {
-          await Promise.all(items.slice(i, i + 16).map((it, j) => loadImageCHW(it.image, pre, data, (i + j) * plane)));
+          const outcomes = await Promise.allSettled(items.slice(i, i + 16).map((it, j) => loadImageCHW(it.image, pre, data, (i + j) * plane)));
+          outcomes.forEach((o, j) => {
+            if (o.status === 'fulfilled') {
+              // Close the gap an earlier unreadable image left.
+              if (read.size !== i + j) data.copyWithin(read.size * plane, (i + j) * plane, (i + j + 1) * plane);
+              read.add(i + j);
+            } else {
+              if (!this.options.skipUnreadable) throw o.reason;
+              skipped.push({ image: items[i + j].image, reason: (o.reason as Error).message });
+            }
+          });
         }
-        return { data, side: pre.crop };
+        const all = this.options.validation;
+        if (!read.size) throw new DatasetError(`${all.name}: none of its ${all.size} validation images could be read`);
+        const dataset = skipped.length ? all.filter((_, i) => read.has(i)) : all;
+        return { data: data.subarray(0, read.size * plane), side: pre.crop, dataset, skipped };
       })();
     }
     return this.validationTensors;
@@ -219,8 +261,7 @@ export class CandidateEvaluator {
 
   /** Metrics of a model on the validation images (point estimates; the search needs no intervals). */
   async validationMetrics(model: OnnxModel): Promise<MetricsReport> {
-    const { data, side } = await this.decodedValidation();
-    const ds = this.options.validation;
+    const { data, side, dataset: ds } = await this.decodedValidation();
     const n = ds.size;
     const k = ds.classes.length;
     const plane = 3 * side * side;

@@ -119,7 +119,10 @@ export interface SkewSearchOptions {
   preprocess?: Preprocess;
   /** Input shape for the cost probe of a model with symbolic H/W. */
   inputShape?: number[];
-  /** Skip calibration images that cannot be decoded (named in the report's notes) instead of failing. */
+  /**
+   * Skip images that cannot be decoded instead of failing: calibration (every composition's),
+   * validation and test images, all named in the report's notes.
+   */
   skipUnreadable?: boolean;
   /** After every candidate: the entry, the log so far and the best reward of its search. */
   onCandidate?: (entry: SearchLogEntry, log: SearchLog, best: number) => void;
@@ -342,7 +345,13 @@ export async function skewSearch(input: string | Uint8Array | OnnxModel, options
   let testResult: SkewSearchResult['test'];
   if (test && options.test !== false) {
     stage(`test split: ${test.size} images, bootstrap intervals`);
-    const eo = { batchSize: options.batchSize, executionProviders: options.executionProviders, preprocess: options.preprocess, bootstrap: options.bootstrap ?? {} };
+    const eo = {
+      batchSize: options.batchSize,
+      executionProviders: options.executionProviders,
+      preprocess: options.preprocess,
+      bootstrap: options.bootstrap ?? {},
+      ...(options.skipUnreadable ? { skipUnreadable: true } : {}),
+    };
     const chosenVsDefault = await evaluatePair(dflt.model, chosen.model, test, eo);
     testResult = {
       original: await evaluate(model, test, eo),
@@ -418,6 +427,19 @@ async function buildSearchReport(
     });
   }
   const c = chosen.entry.config;
+  // Every image skipped anywhere in the search, not only by the chosen composition.
+  const list = (xs: { image: string; reason: string }[]) => xs.map((s) => `${s.image} (${s.reason})`).join(', ');
+  const plural = (n: number, what: string) => `${n} unreadable ${what} image${n === 1 ? '' : 's'}`;
+  const calSkipped = await evaluator.skippedCalibration();
+  const valSkipped = (await evaluator.decodedValidation()).skipped;
+  const testSkipped = test?.chosen.skipped ?? [];
+  const skippedNotes = [
+    ...(calSkipped.length
+      ? [`skipped ${plural(calSkipped.length, 'calibration')} (not measured): ${calSkipped.map((s) => `${s.image} (${s.reason}; composition${s.compositions.length === 1 ? '' : 's'} ${s.compositions.join(', ')})`).join(', ')}`]
+      : []),
+    ...(valSkipped.length ? [`skipped ${plural(valSkipped.length, 'validation')} (not scored): ${list(valSkipped)}`] : []),
+    ...(testSkipped.length ? [`skipped ${plural(testSkipped.length, 'test')} (not evaluated): ${list(testSkipped)}`] : []),
+  ];
   return {
     tool: { name: '@fairprune/core', version: packageVersion() },
     createdAt: new Date().toISOString(),
@@ -439,7 +461,7 @@ async function buildSearchReport(
     timings: {},
     notes: [
       `chosen configuration: ${chosen.entry.description}`,
-      ...(cal.skipped.length ? [`skipped ${cal.skipped.length} unreadable calibration image${cal.skipped.length === 1 ? '' : 's'} (not measured): ${cal.skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`] : []),
+      ...skippedNotes,
     ],
     search: summary,
   };

@@ -23,6 +23,7 @@ export interface DemoOptions {
   ep: ExecutionProvider[];
   latency: boolean;
   force?: boolean;
+  skipUnreadable?: boolean;
 }
 
 /** The demo's runs: the ViT runs twice, 'heads' (the paper's best ViT pattern) and 'patch+heads' (its pattern 5). */
@@ -88,6 +89,7 @@ async function runDemo(
       pattern,
       evaluation: test,
       executionProviders: o.ep,
+      ...(o.skipUnreadable ? { skipUnreadable: true } : {}),
       latency: o.latency ? { batchSizes: [1, 8], runs: 6 } : false,
       onProgress: (p) => progress.update(`${basename(file, '.onnx')} ${p.stage}`, p.done, p.total),
       name: basename(file),

@@ -22,6 +22,7 @@ export interface EvalOptions extends PreprocessFlags {
   seed: number;
   report?: string;
   force?: boolean;
+  skipUnreadable?: boolean;
 }
 
 /** Column labels: the files' names, told apart as A and B when they are the same. */
@@ -46,6 +47,7 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
     executionProviders: o.ep,
     strict: !!o.strict,
     bootstrap: { resamples: o.resamples, seed: o.seed },
+    ...(o.skipUnreadable ? { skipUnreadable: true } : {}),
     onProgress: (p: { done: number; total: number }) => progress.update('evaluate', p.done, p.total),
   };
   let result;
@@ -64,6 +66,7 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
   if (g.json) console.log(JSON.stringify(report));
   else {
     console.log(formatEvaluation(evaluation));
+    if (evaluation.skipped) console.log(`skipped ${evaluation.skipped.length} unreadable image(s) (not evaluated): ${evaluation.skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
     if (files) console.log(`wrote ${files.json}, ${files.html}`);
   }
 }

@@ -106,5 +106,6 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
   console.log(['budget', 'selection', 'MMACs', 'accuracy (change [95% CI])', 'EOdd (change [95% CI])'].join('\t'));
   for (const p of summary.points) console.log([p.budget, `${p.select}${p.seed !== undefined ? `:${p.seed}` : ''}`, (p.macs / 1e6).toFixed(1), d(p, 'accuracy'), d(p, 'eodd')].join('\t'));
   if (summary.skipped?.length) console.log(`skipped ${summary.skipped.length} unreadable calibration image(s): ${summary.skipped.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
+  if (summary.skippedEvaluation?.length) console.log(`skipped ${summary.skippedEvaluation.length} unreadable evaluation image(s) (not evaluated): ${summary.skippedEvaluation.map((s) => `${s.image} (${s.reason})`).join(', ')}`);
   if (files) console.log(`wrote ${files.json}, ${files.html}`);
 }
