@@ -14,6 +14,24 @@ export function intOption(name: string) {
   };
 }
 
+/** An integer >= 1 (batch sizes, counts), refused at parse time naming the option. */
+export function positiveIntOption(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+/** A finite number in [min, max], refused at parse time naming the option. */
+export function boundedFloatOption(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}, got '${v}'`);
+    return n;
+  };
+}
+
 export function floatOption(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'`);
@@ -34,16 +52,29 @@ export function recoveryMethods(v: string): RecoveryMethod[] {
 
 export function floatList(name: string) {
   return (v: string) => {
-    const list = v.split(',').map((s) => Number(s.trim()));
-    if (!list.length || list.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got '${v}'`);
+    const parts = v.split(',').map((s) => s.trim());
+    const list = parts.map(Number);
+    // An empty item ('0.1,,0.2') is refused, not read as 0.
+    if (parts.some((s) => s === '') || list.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got '${v}'`);
+    return list;
+  };
+}
+
+/** Comma-separated fractions in [0, 1]. */
+export function fractionList(name: string) {
+  const parse = floatList(name);
+  return (v: string) => {
+    const list = parse(v);
+    if (list.some((n) => n < 0 || n > 1)) throw new InvalidArgumentError(`${name} expects comma-separated fractions from 0 to 1, got '${v}'`);
     return list;
   };
 }
 
 export function intList(name: string) {
   return (v: string) => {
-    const list = v.split(',').map((s) => Number(s.trim()));
-    if (!list.length || list.some((n) => !Number.isInteger(n))) throw new InvalidArgumentError(`${name} expects comma-separated integers, got '${v}'`);
+    const parts = v.split(',').map((s) => s.trim());
+    const list = parts.map(Number);
+    if (parts.some((s) => s === '') || list.some((n) => !Number.isInteger(n))) throw new InvalidArgumentError(`${name} expects comma-separated integers, got '${v}'`);
     return list;
   };
 }

@@ -8,7 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { choice, collectOverride, floatList, intList, floatOption, intOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
+import { boundedFloatOption, choice, collectOverride, fractionList, intList, floatOption, intOption, positiveIntOption, PREPROCESS_OPTION_HELP as H, providers, recoveryMethods, shapeOption, triple, type GlobalOptions } from './options.js';
 
 /** The image preprocessing flags of prune, eval, search and sweep. */
 function withPreprocessOptions(c: Command): Command {
@@ -59,7 +59,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of --select random', intOption('--seed'), 0)
     .option('--head-statistic <s>', 'what a head\'s attention map reduces to: map (paper), cls or rows', 'map')
     .option('--min-keep <n>', 'fewest units a layer keeps', intOption('--min-keep'), 1)
-    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', positiveIntOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('--strict', 'fail instead of falling back to CPU')
     .option('-e, --eval <dataset>', 'evaluate before and after on a labelled dataset, e.g. pad-ufes-20:test')
@@ -76,7 +76,7 @@ export function buildProgram(): Command {
     .argument('<model>', 'ONNX model')
     .argument('[other]', 'second model to compare on the same images')
     .option('-d, --data <dataset>', 'labelled dataset spec', 'pad-ufes-20:test')
-    .option('-b, --batch-size <n>', 'images per run', intOption('--batch-size'), 16)
+    .option('-b, --batch-size <n>', 'images per run', positiveIntOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('--strict', 'fail instead of falling back to CPU')
     .option('--resamples <n>', 'bootstrap resamples', intOption('--resamples'), 1000)
@@ -97,18 +97,18 @@ export function buildProgram(): Command {
     .description('search SkewPrune configurations (REINFORCE, BiaslessNAS Eq. 2 reward on the validation split) and write the chosen pruned model')
     .argument('<model>', 'ONNX model file')
     .option('-d, --data <dataset>', 'labelled dataset with train/val/test splits', 'pad-ufes-20')
-    .option('-n, --candidates <n>', 'candidates per search (plain SkewPrune is the first)', intOption('--candidates'), 60)
-    .option('--seconds <s>', 'stop starting candidates after this many seconds', floatOption)
+    .option('-n, --candidates <n>', 'candidates per search (plain SkewPrune is the first)', positiveIntOption('--candidates'), 60)
+    .option('--seconds <s>', 'stop starting candidates after this many seconds', boundedFloatOption('--seconds', 0, Number.MAX_VALUE))
     .option('--seed <n>', 'seed of the controller, the random baseline and the BGM draws', intOption('--seed'), 1)
     .option('--preset <name>', 'reward preset: fair (alpha 0.2, beta 0.8) or acc (0.8, 0.2)', 'fair')
-    .option('--ac <a>', 'accuracy constraint AC (default: unpruned validation accuracy - 0.05)', floatOption)
+    .option('--ac <a>', 'accuracy constraint AC (default: unpruned validation accuracy - 0.05)', boundedFloatOption('--ac', 0, 1))
     .option('--space <file>', 'search space JSON (default: the model\'s default space)')
     .option('--log <file>', 'JSON log of every candidate, written after each; an existing log is resumed')
     .option('--no-random', 'skip the random-search baseline')
     .option('--skip-unreadable', 'skip train, validation and test images that cannot be decoded (all named in the report\'s notes) instead of failing')
     .option('-o, --out <file>', 'chosen pruned model (default <model>.searched.onnx)')
     .option('--report <dir>', 'write report.json and report.html (with the Pareto chart) here')
-    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', positiveIntOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('-f, --force', 'replace existing output files')
     .action(async (model: string, o) => (await import('./commands/search.js')).search(model, o, globals()));
@@ -120,7 +120,7 @@ export function buildProgram(): Command {
     .option('-d, --data <dataset>', 'labelled dataset spec every model is evaluated on', 'pad-ufes-20:test')
     .option('-p, --pattern <pattern>', 'filters (CNN); patch, patch+early-heads, heads, patch+heads (ViT)')
     .option('--scope <scope>', 'CNN filter scope: block (paper) or last', 'block')
-    .option('--budgets <list>', 'fractions of units removed', floatList('--budgets'), [0.1, 0.2, 0.3, 0.5])
+    .option('--budgets <list>', 'fractions of units removed', fractionList('--budgets'), [0.1, 0.2, 0.3, 0.5])
     .option('--selections <list>', 'skew, random, l1 (comma list)', (v: string) => v.split(',').map((s) => s.trim()), ['skew', 'random', 'l1'])
     .option('--seeds <list>', 'seeds of the random selection', intList('--seeds'), [0, 1, 2, 3, 4])
     .option('--rule <rule>', 'ratio (per layer) or globalRatio (ranked across layers); default ratio, globalRatio for heads')
@@ -132,8 +132,8 @@ export function buildProgram(): Command {
     .option('--report <dir>', 'write sweep.json and sweep.html (Pareto chart and table) here')
     .option('--resamples <n>', 'bootstrap resamples (0: point estimates)', intOption('--resamples'), 1000)
     .option('--boot-seed <n>', 'bootstrap seed', intOption('--boot-seed'), 20250101)
-    .option('--models-per-pass <n>', 'pruned models run together over the images', intOption('--models-per-pass'), 8)
-    .option('-b, --batch-size <n>', 'images per onnxruntime run', intOption('--batch-size'), 16)
+    .option('--models-per-pass <n>', 'pruned models run together over the images', positiveIntOption('--models-per-pass'), 8)
+    .option('-b, --batch-size <n>', 'images per onnxruntime run', positiveIntOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('-f, --force', 'replace existing report files')
     .action(async (model: string, o) => (await import('./commands/sweep.js')).sweep(model, o, globals()));
