@@ -93,7 +93,8 @@ describe('item 2: batchSize 0 or invalid is refused everywhere, no hang', () => 
     if (!existsSync(model)) writeFileSync(model, toBinary(ModelProtoSchema, tinyCnn().proto));
     const r = spawnSync(process.execPath, [bin, 'eval', model, '-d', `csv:${csv}`, '-b', '0'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/batchSize = 0/);
+    // Refused as the command line is parsed, naming the option (tests/cli-bad-numbers.test.ts for search and sweep).
+    expect(r.stderr).toMatch(/--batch-size must be a positive integer, got '0'/);
   });
 });
 
