@@ -16,6 +16,7 @@ export { loadModel, saveModel, serializeModel, type OnnxModel, type LoadOptions,
 export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './onnx/files.js';
 export { OnnxError, OnnxFormatError, UnsupportedIrVersionError, ExternalDataError, ModelTooLargeError, OutputExistsError, OutputPathError, GraphError } from './onnx/errors.js';
 export { GraphIndex } from './onnx/graph.js';
+export { UnfeedableInputError, unfeedableInputs } from './onnx/inputs.js';
 
 // Runtime
 export { createRuntime, ModelInputError, RuntimeRunError, type ExecutionProvider, type RuntimeOptions, type Runtime } from './runtime/session.js';

@@ -7,6 +7,7 @@ export * from './proto.js';
 export * from './io.js';
 export * from './tensor.js';
 export * from './graph.js';
+export * from './inputs.js';
 export { resolveInside, LocationError } from './paths.js';
 export { writeFileAtomic, sweepStaleTemps, type WriteFileOptions } from './files.js';
 export * from './fold.js';

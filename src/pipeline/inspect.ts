@@ -3,6 +3,7 @@
  * another cannot: a model with no taps, two inputs or an empty graph is still described, and the
  * part that does not apply says why instead of failing the whole description.
  */
+import { unfeedableInputMessage, unfeedableInputs } from '../onnx/inputs.js';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
 import { GraphIndex, type Dim } from '../onnx/graph.js';
 import { discoverTaps, opTypeCounts } from '../calibration/index.js';
@@ -73,7 +74,9 @@ export async function describeModel(
       const c = await graphCost(model, inputShape ? { inputShape } : {});
       cost = { parameters: c.parameters, weightMiB: c.weightMiB, macs: c.macs, macsByOpType: c.macsByOpType, attentionMacs: c.attentionMacs };
     } catch (e) {
-      cost = { ...cost, macsError: message(e) };
+      // onnxruntime only says 'Unsupported data type: 16' for a bfloat16 input: name the input instead.
+      const unfeedable = unfeedableInputs(model)[0];
+      cost = { ...cost, macsError: unfeedable ? unfeedableInputMessage(unfeedable) : message(e) };
     }
   }
   return {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
+import { checkFeedableInputs } from '../onnx/inputs.js';
 import type { KeepSet, UnitKind } from '../core/keep.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import type { Preprocess } from '../data/preprocess.js';
@@ -237,6 +238,7 @@ export async function skewPrune(input: string | Uint8Array | OnnxModel, options:
     }
   };
   const original: OnnxModel = typeof input === 'string' || input instanceof Uint8Array ? loadModel(input) : input;
+  checkFeedableInputs(original);
   const source = typeof input === 'string' ? input : (original.path ?? '<in memory>');
   const kind: ModelKind = !options.kind || options.kind === 'auto' ? detectKind(original) : options.kind;
   const pattern: PrunePattern = options.pattern ?? (kind === 'cnn' ? 'filters' : 'heads');

@@ -8,6 +8,7 @@
  */
 import { basename } from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
+import { checkFeedableInputs } from '../onnx/inputs.js';
 import type { KeepSet } from '../core/keep.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import type { Preprocess } from '../data/preprocess.js';
@@ -170,6 +171,7 @@ const pointKey = (budget: number, select: Selection, seed?: number) => `${budget
 export async function skewSweep(input: string | OnnxModel, options: SkewSweepOptions): Promise<SkewSweepResult> {
   const original = typeof input === 'string' ? loadModel(input) : input;
   const name = options.name ?? basename(typeof input === 'string' ? input : (original.path ?? 'model.onnx'));
+  checkFeedableInputs(original);
   const kind = detectKind(original);
   const pattern = options.pattern ?? (kind === 'cnn' ? 'filters' : 'heads');
   if ((pattern as string) === 'staged') throw new SweepOptionError("pattern 'staged' recalibrates between stages and cannot be swept from one calibration");

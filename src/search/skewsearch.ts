@@ -13,6 +13,7 @@ import type { KeepSet } from '../core/keep.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { loadModel, type OnnxModel } from '../onnx/io.js';
+import { checkFeedableInputs } from '../onnx/inputs.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { evaluate, evaluatePair, type EvaluationResult, type PairResult } from '../eval/index.js';
 import { graphCost } from '../metrics/cost.js';
@@ -203,6 +204,7 @@ function actionsOf(space: SearchSpace, config: SearchConfig): number[] {
 export async function skewSearch(input: string | Uint8Array | OnnxModel, options: SkewSearchOptions): Promise<SkewSearchResult> {
   validateSkewSearchOptions(input, options);
   const model: OnnxModel = typeof input === 'string' || input instanceof Uint8Array ? loadModel(input) : input;
+  checkFeedableInputs(model);
   const { train, val, test } = splits(options.data);
   if (!train.size) throw new SearchSpaceError('skewSearch: the train split (calibration pool) is empty');
   if (!val.size) throw new SearchSpaceError('skewSearch: the validation split is empty');
