@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -68,8 +68,10 @@ describe.skipIf(!existsSync(fixture))('--skip-unreadable on evaluation images', 
     const pair = JSON.parse(run('--json', 'eval', fixture, fixture, '-d', withBroken, '--resamples', '20', '-b', '4', '--skip-unreadable').stdout);
     expect(pair.evaluation.skipped.map((s: { image: string }) => s.image)).toEqual([broken]);
     expect(pair.evaluation.models[1].metrics).toEqual(c.evaluation.models[0].metrics);
-    // Text output names it.
-    expect(run('eval', fixture, '-d', withBroken, '--resamples', '20', '-b', '4', '--skip-unreadable').stdout).toContain(`skipped 1 unreadable image(s) (not evaluated): ${broken}`);
+    // Text output and the HTML report name it.
+    const t = run('eval', fixture, '-d', withBroken, '--resamples', '20', '-b', '4', '--skip-unreadable', '--report', 'eval-rep');
+    expect(t.stdout).toContain(`skipped 1 unreadable image(s) (not evaluated): ${broken}`);
+    expect(readFileSync(join(tmp, 'eval-rep', 'report.html'), 'utf8')).toContain(`Left out as unreadable: ${broken} (`);
   });
 
   it('prune --eval and sweep: the image is named (notes / evaluation.skipped / skippedEvaluation) and left out', () => {

@@ -387,7 +387,8 @@ function groupsLine(ev: Evaluation): string {
 
 function evaluationMeta(ev: Evaluation): string {
   const iv = ev.bootstrap ? `Intervals: ${ev.bootstrap.resamples} bootstrap resamples within group, seed ${ev.bootstrap.seed}, ${Math.round(ev.bootstrap.level * 100)}%.` : 'No intervals were computed.';
-  return `Evaluation: ${ev.count} images (${esc(ev.images)}). ${groupsLine(ev)} ${iv}`;
+  const skipped = ev.skipped?.length ? ` Left out as unreadable: ${ev.skipped.map((x) => `${esc(x.image)} (${esc(x.reason)})`).join(', ')}.` : '';
+  return `Evaluation: ${ev.count} images (${esc(ev.images)}). ${groupsLine(ev)} ${iv}${skipped}`;
 }
 
 function runSection(r: PruneReport): string {
