@@ -4,18 +4,13 @@
  * value, nothing written.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCli } from './helpers/cli.js';
 
-const root = join(import.meta.dirname, '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-bad-numbers-'));
-const run = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const run = (...args: string[]) => runCli(tmp, args);
 
 describe('bad numeric options of search and sweep', () => {
   // [command and flags, option named, value] -- the model does not exist, so any work would fail differently.

@@ -5,24 +5,20 @@
  * (every 50th row of the metadata) through --data-root, without latency, to stay a few seconds.
  */
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveDataRoot } from '../src/index.js';
 import { reportValidator } from './helpers/report-validator.js';
+import { runCli } from './helpers/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const pad = join(resolveDataRoot(), 'pad-ufes-20');
 const haveData = existsSync(join(pad, 'metadata.csv'));
 const validate = reportValidator();
 
-function run(cwd: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (cwd: string, ...args: string[]) => runCli(cwd, args);
 
 describe.skipIf(!haveData)('--json validates against the report schema', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'fairprune-json-'));

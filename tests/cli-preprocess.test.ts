@@ -5,7 +5,6 @@
  * NHWC model must compute what the pruned NCHW model computes.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,17 +12,14 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { mulberry32 } from '../src/data/split.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
+import { runCli } from './helpers/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const fx = (name: string) => join(root, 'fixtures', name);
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-cli-pre-'));
 const images = join(tmp, 'images');
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (...args: string[]) => runCli(tmp, args);
 
 interface Layer {
   tap: string;

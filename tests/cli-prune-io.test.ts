@@ -12,16 +12,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { mulberry32 } from '../src/data/split.js';
+import { cliBin, runCli } from './helpers/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
+const bin = cliBin;
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-cli-io-'));
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (...args: string[]) => runCli(tmp, args);
 
 /** Small generated images in the given formats, cycling through them. */
 async function makeImages(dir: string, n: number, formats: ('jpeg' | 'png' | 'webp' | 'tiff')[] = ['jpeg', 'png']): Promise<string[]> {

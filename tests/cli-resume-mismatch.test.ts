@@ -4,20 +4,16 @@
  * differs with both values, and how to start afresh; the log is left as it was.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { runCli } from './helpers/cli.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-resume-mismatch-'));
-const run = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const run = (...args: string[]) => runCli(tmp, args);
 const dataCsv = join(tmp, 'data.csv');
 const splitCsv = join(tmp, 'splits.csv');
 const otherCsv = join(tmp, 'other.csv');

@@ -6,7 +6,6 @@
  * composition it measured, not only by the chosen one. Images are generated; one is not an image.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,15 +15,12 @@ import { loadModel } from '../src/onnx/io.js';
 import { Dataset } from '../src/data/dataset.js';
 import { CandidateEvaluator } from '../src/search/evaluate.js';
 import { defaultSearchSpace } from '../src/search/space.js';
+import { runCli } from './helpers/cli.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-skip-eval-'));
-const run = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const run = (...args: string[]) => runCli(tmp, args);
 const broken = join(tmp, 'img', 'broken.jpg');
 const rows: string[] = [];
 const csv = (name: string, lines: string[], header = 'image,label,group') => {

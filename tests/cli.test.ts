@@ -13,18 +13,16 @@ import { saveModel } from '../src/onnx/index.js';
 import { GraphBuilder } from './helpers/graph-builder.js';
 import { mulberry32 } from '../src/data/split.js';
 import { reportValidator } from './helpers/report-validator.js';
+import { cliBin, runCli } from './helpers/cli.js';
 
 const validate = reportValidator();
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
+const bin = cliBin;
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-cli-'));
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (...args: string[]) => runCli(tmp, args);
 
 /** Writes n small generated JPEG/PNG images: a bright blob (the "lesion") on a textured background. */
 async function makeImages(dir: string, n: number): Promise<void> {

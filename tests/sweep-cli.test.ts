@@ -1,29 +1,22 @@
 /** `fairprune sweep` on a fixture with generated images and a CSV dataset: log, resume, report files. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { reportValidator } from './helpers/report-validator.js';
+import { runCli, writePatternPng } from './helpers/cli.js';
 
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'dist', 'cli', 'main.js');
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-sweep-cli-'));
-const run = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const run = (...args: string[]) => runCli(tmp, args);
 
 beforeAll(async () => {
   mkdirSync(join(tmp, 'img'));
   const rows = ['image,label,group'];
   for (let i = 0; i < 12; i++) {
-    const px = Buffer.alloc(40 * 40 * 3);
-    for (let k = 0; k < px.length; k++) px[k] = (k * (11 + i) + (k >> 3) * (i + 1)) % 256;
     const f = join(tmp, 'img', `i${i}.png`);
-    await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(f);
+    await writePatternPng(f, i);
     rows.push(`${f},${'ABCDEF'[i % 6]},${i % 3 ? 'light' : 'dark'}`);
   }
   writeFileSync(join(tmp, 'data.csv'), rows.join('\n') + '\n');
