@@ -72,14 +72,9 @@ export interface CostOptions {
  * and only when some node computes with it. `perReader*` counts a tensor once per node that reads
  * it directly (the layer view: every layer its own bias); `stored*` counts every stored tensor.
  */
-export function countParameters(proto: ModelProto): {
-  parameters: number;
-  weightBytes: number;
-  parametersPerReader: number;
-  weightBytesPerReader: number;
-  storedParameters: number;
-  storedWeightBytes: number;
-} {
+export function countParameters(
+  proto: ModelProto,
+): Pick<GraphCost, 'parameters' | 'weightBytes' | 'parametersPerReader' | 'weightBytesPerReader' | 'storedParameters' | 'storedWeightBytes'> {
   const graph = proto.graph;
   const outputs = new Set((graph?.output ?? []).map((o) => o.name));
   let parameters = 0;
