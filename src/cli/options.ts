@@ -50,14 +50,19 @@ export function recoveryMethods(v: string): RecoveryMethod[] {
   return list as RecoveryMethod[];
 }
 
-export function floatList(name: string) {
+/** Comma-separated numbers each passing `accepts`; `what` names them in the error. */
+function numberList(name: string, accepts: (n: number) => boolean, what: string) {
   return (v: string) => {
     const parts = v.split(',').map((s) => s.trim());
     const list = parts.map(Number);
     // An empty item ('0.1,,0.2') is refused, not read as 0.
-    if (parts.some((s) => s === '') || list.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got '${v}'`);
+    if (parts.some((s) => s === '') || !list.every(accepts)) throw new InvalidArgumentError(`${name} expects comma-separated ${what}, got '${v}'`);
     return list;
   };
+}
+
+export function floatList(name: string) {
+  return numberList(name, Number.isFinite, 'numbers');
 }
 
 /** Comma-separated fractions in [0, 1]. */
@@ -71,12 +76,7 @@ export function fractionList(name: string) {
 }
 
 export function intList(name: string) {
-  return (v: string) => {
-    const parts = v.split(',').map((s) => s.trim());
-    const list = parts.map(Number);
-    if (parts.some((s) => s === '') || list.some((n) => !Number.isInteger(n))) throw new InvalidArgumentError(`${name} expects comma-separated integers, got '${v}'`);
-    return list;
-  };
+  return numberList(name, Number.isInteger, 'integers');
 }
 
 /** `--override tap=ratio:0.2` (threshold:, ratio:, count:), collected into {tap: budget}. */
