@@ -3,15 +3,14 @@
  *   floor:     the durable work any load+save must do: read the input file and write the same bytes
  *              to a temp file (4 MiB pieces), fsync, rename over the output;
  *   prune:     pruneFiltersToFile (open, prune filters, atomic save);
- *   prune-vit: openModel, pruneVit, saveModel (atomic, fsync + rename).
+ *   prune-vit: pruneVitToFile (open, prune patch channels and heads, atomic save).
  * Prints {ms, maxRssBytes} as its last line.
  *
  *   tsx bench/surgery-worker.ts MODE input output [keeps.json] [scope|pattern]
  */
 import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
-import { openModel, saveModel } from '../src/onnx/index.js';
 import { pruneFiltersToFile } from '../src/surgery/index.js';
-import { pruneVit } from '../src/surgery/vit/index.js';
+import { pruneVitToFile } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { nowMs, peakRssBytes } from './lib.js';
 
@@ -34,8 +33,7 @@ if (mode === 'floor') {
   pruneFiltersToFile(input, output, keepSets, { scope: (option as 'block' | 'last') ?? 'block', overwrite: true });
 } else if (mode === 'prune-vit') {
   const { patchKeep, headKeeps } = JSON.parse(readFileSync(keepsFile, 'utf8')) as { patchKeep: KeepSet; headKeeps: KeepSet[] };
-  const result = pruneVit(openModel(input), { pattern: (option as 'patch' | 'heads' | 'patch+heads') ?? 'patch+heads', patchKeep, headKeeps });
-  saveModel(result.model, output, { overwrite: true });
+  pruneVitToFile(input, output, { pattern: (option as 'patch' | 'heads' | 'patch+heads') ?? 'patch+heads', patchKeep, headKeeps, overwrite: true });
 } else {
   throw new Error(`unknown mode '${mode}'`);
 }

@@ -13,7 +13,7 @@ import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel,
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { calibrate, calibrateTensors, discoverTaps } from '../src/calibration/index.js';
 import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
-import { findAttentionBlocks, pruneVit } from '../src/surgery/vit/index.js';
+import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vit/index.js';
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { tinyCnn } from './helpers/graph-builder.js';
@@ -201,7 +201,28 @@ describe('pruneVit on an opened model', () => {
       const options = { pattern: 'patch+heads' as const, patchKeep, headKeeps };
       const fromFile = pruneVit(openModel(path), options).model;
       expect(fromFile.proto.graph!.initializer.some(isExternal)).toBe(true);
-      expect(Buffer.from(serializeModel(fromFile)).equals(Buffer.from(serializeModel(pruneVit(model, options).model)))).toBe(true);
+      const expected = Buffer.from(serializeModel(pruneVit(model, options).model));
+      expect(Buffer.from(serializeModel(fromFile)).equals(expected)).toBe(true);
+      // pruneVitToFile opens the input and prunes that model in place (no clone): the same bytes.
+      const out = join(dir, 'vit-pruned.onnx');
+      pruneVitToFile(path, out, { ...options, overwrite: true });
+      expect(readFileSync(out).equals(expected)).toBe(true);
     }
+  });
+
+  it('inPlace edits and returns the given model (without its path); by default the input is left as it was', () => {
+    const path = join(ROOT, 'fixtures/vit_timm_tiny.onnx');
+    const headKeeps: KeepSet[] = findAttentionBlocks(loadModel(path)).map((b) => ({ tap: b.id, kind: 'heads', total: b.numHeads, keep: [0] }));
+    const options = { pattern: 'heads' as const, headKeeps };
+    const original = openModel(path);
+    const before = Buffer.from(serializeModel(original));
+    const copied = pruneVit(original, options);
+    expect(copied.model.proto).not.toBe(original.proto);
+    expect(Buffer.from(serializeModel(original)).equals(before), 'input unchanged by default').toBe(true);
+    const inPlace = pruneVit(original, { ...options, inPlace: true });
+    expect(inPlace.model.proto).toBe(original.proto);
+    expect(inPlace.model.path, 'the edited model is no longer the file it came from').toBeUndefined();
+    expect(Buffer.from(serializeModel(inPlace.model)).equals(Buffer.from(serializeModel(copied.model)))).toBe(true);
+    expect(Buffer.from(serializeModel(original)).equals(before), 'input edited in place').toBe(false);
   });
 });

@@ -13,7 +13,7 @@ import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto,
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
 import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
-import { copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, setExternal, sharePayload, tensorBytes, type ExternalSpan, type Gather } from './tensor.js';
+import { copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, setExternal, sharePayload, tensorBytes, type ExternalSpan, type Gather } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
 export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
@@ -267,7 +267,7 @@ function copySpan(span: ExternalSpan, name: string, emit: (bytes: Uint8Array, at
       readFully(fd, target(span.length), 0, span.length, span.offset, short);
       return;
     }
-    const buffer = new Uint8Array(Math.min(COPY_BUFFER_BYTES, span.length));
+    const buffer = copyBuffer('span', Math.min(COPY_BUFFER_BYTES, span.length));
     for (let done = 0; done < span.length; ) {
       const n = Math.min(buffer.byteLength, span.length - done);
       readFully(fd, buffer, 0, n, span.offset + done, short);
@@ -364,6 +364,8 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
     // The data file was published exclusively by us but its model lost the race: take it back.
     if (dataPublished && !overwrite && dataTarget) rmQuietly(dataTarget);
     throw e;
+  } finally {
+    releaseCopyBuffers();
   }
 }
 

@@ -513,6 +513,24 @@ export function materialize(t: TensorProto): void {
 const GATHER_BUFFER_BYTES = 8 << 20;
 
 /**
+ * Copy buffers reused from one tensor to the next while a model is written. A fresh 4-8 MiB buffer
+ * per tensor is first touched by the read into it, one page fault per 4 KiB: on ViT-B/16 that made
+ * reading the kept bytes twice as slow as reading the file (bench/surgery). Callers consume what
+ * they are given before asking again; {@link releaseCopyBuffers} frees them when the save ends.
+ */
+const copyBuffers = new Map<string, Uint8Array>();
+
+export function copyBuffer(slot: 'span' | 'gather-in' | 'gather-out' | 'gather-run', bytes: number): Uint8Array {
+  let b = copyBuffers.get(slot);
+  if (!b || b.byteLength < bytes) copyBuffers.set(slot, (b = new Uint8Array(bytes)));
+  return b.subarray(0, bytes);
+}
+
+export function releaseCopyBuffers(): void {
+  copyBuffers.clear();
+}
+
+/**
  * Streams a gathered payload in order. Long runs are read straight into `target(n)` when given
  * (memory for the next n bytes), else through a buffer; short runs are read as whole rows through
  * an 8 MiB buffer and copied out word by word (a ViT's head widths, a CNN's channel runs).
@@ -525,12 +543,11 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
     const kept = runs.reduce((a, r) => a + r[1], 0);
     const meanRun = kept / Math.max(1, runs.length);
     if (meanRun >= 1 << 16 || rowBytes > GATHER_BUFFER_BYTES) {
-      let buffer: Uint8Array | undefined;
       for (let r = 0; r < rows; r++) {
         for (const [start, n] of runs) {
           for (let done = 0; done < n; ) {
             const piece = Math.min(n - done, target ? n : GATHER_BUFFER_BYTES);
-            const into = target ? target(piece) : (buffer ??= new Uint8Array(Math.min(GATHER_BUFFER_BYTES, n))).subarray(0, piece);
+            const into = target ? target(piece) : copyBuffer('gather-run', piece);
             readFully(fd, into, 0, piece, span.offset + r * rowBytes + start + done, short);
             if (!target) emit(into);
             done += piece;
@@ -540,8 +557,8 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
       return;
     }
     const rowsPerRead = Math.max(1, Math.floor(GATHER_BUFFER_BYTES / rowBytes));
-    const input = new Uint8Array(Math.min(rows, rowsPerRead) * rowBytes);
-    const output = new Uint8Array(Math.min(rows, rowsPerRead) * kept);
+    const input = copyBuffer('gather-in', Math.min(rows, rowsPerRead) * rowBytes);
+    const output = copyBuffer('gather-out', Math.min(rows, rowsPerRead) * kept);
     // Word copies where every run allows them: a subarray view per short run costs more than the copy.
     const word = runs.every(([at, n]) => at % 4 === 0 && n % 4 === 0) && rowBytes % 4 === 0 ? 4 : runs.every(([at, n]) => at % 2 === 0 && n % 2 === 0) && rowBytes % 2 === 0 ? 2 : 1;
     const words = (b: Uint8Array) => (word === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : word === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b);

@@ -32,13 +32,25 @@ export function defaultOpset(model: OnnxModel): number {
   return o ? Number(o.version) : 1;
 }
 
+/** Surgery option for callers that own the model they pass (the *ToFile functions, a pattern's second step). */
+export interface InPlaceOption {
+  /**
+   * Edit and return the input model itself instead of a copy. Cloning a ViT-B/16 graph costs more
+   * than the rest of its head surgery in a fresh process (bench/surgery). On error the input is left
+   * part-edited, so only a caller that drops the input then may ask. Default false.
+   */
+  inPlace?: boolean;
+}
+
 /**
- * The copy every surgery works on: the input is cloned (weight buffers shared until rewritten) and
- * constant weight subgraphs are folded into initializers (src/onnx/fold.ts), so Constant nodes and
- * `do_constant_folding=False` exports look like any other export to the analyses.
+ * The model every surgery works on: the input cloned (weight buffers shared until rewritten), or
+ * the input itself with `inPlace`, with constant weight subgraphs folded into initializers
+ * (src/onnx/fold.ts), so Constant nodes and `do_constant_folding=False` exports look like any other
+ * export to the analyses.
  */
-export function surgeryCopy(model: OnnxModel): OnnxModel {
-  const out = cloneModel(model);
+export function surgeryCopy(model: OnnxModel, inPlace = false): OnnxModel {
+  // In place, a new wrapper of the same message: it has no `path`, as a clone has none.
+  const out = inPlace ? { proto: model.proto, baseDir: model.baseDir } : cloneModel(model);
   foldConstants(out.proto.graph!, defaultOpset(out), out.baseDir);
   return out;
 }

@@ -37,12 +37,12 @@ import {
 } from '../onnx/index.js';
 import { normalizeKeep, type KeepSet } from '../core/keep.js';
 import { ChannelGraph, type ChannelTrack, type ConvInfo } from './channels.js';
-import { finishInitializerInputs, ownConstantInput, sliceTensorAxis, surgeryCopy, tensorSize } from './common.js';
+import { finishInitializerInputs, ownConstantInput, sliceTensorAxis, surgeryCopy, tensorSize, type InPlaceOption } from './common.js';
 import { spatialSizes } from './shapes.js';
 
 export type FilterScope = 'block' | 'last';
 
-export interface PruneFiltersOptions {
+export interface PruneFiltersOptions extends InPlaceOption {
   /**
    * 'block' (the paper, default): every Conv between the previous MaxPool (or the graph input) and
    * the tapped MaxPool whose output has the tapped width loses the same filters. 'last': only the
@@ -169,7 +169,7 @@ function filterCount(index: GraphIndex, conv: NodeProto): number | undefined {
 export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], options: PruneFiltersOptions = {}): SurgeryResult {
   const scope = options.scope ?? 'block';
   if (scope !== 'block' && scope !== 'last') throw new OptionError('scope', scope, "must be one of 'block', 'last'");
-  const { proto } = surgeryCopy(model);
+  const { proto } = surgeryCopy(model, options.inPlace);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const keeps = new Map<NodeProto, { keep: number[]; tap: string }>();
   for (const k of keepSets) {
@@ -197,7 +197,7 @@ export function pruneFilters(model: OnnxModel, keepSets: readonly KeepSet[], opt
  * Lower-level: keeps only `keepIndices` of the filters of the Conv named `convNodeName` and
  * propagates the removal downstream. Returns a new model.
  */
-export function removeChannels(model: OnnxModel, convNodeName: string, keepIndices: readonly number[], options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs'> = {}): SurgeryResult {
+export function removeChannels(model: OnnxModel, convNodeName: string, keepIndices: readonly number[], options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs' | 'inPlace'> = {}): SurgeryResult {
   return removeFilterSets(model, { [convNodeName]: keepIndices }, options);
 }
 
@@ -208,9 +208,9 @@ export function removeChannels(model: OnnxModel, convNodeName: string, keepIndic
 export function removeFilterSets(
   model: OnnxModel,
   keeps: Readonly<Record<string, readonly number[]>>,
-  options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs'> = {},
+  options: Pick<PruneFiltersOptions, 'allowZeroPad' | 'keepInitializerInputs' | 'inPlace'> = {},
 ): SurgeryResult {
-  const { proto } = surgeryCopy(model);
+  const { proto } = surgeryCopy(model, options.inPlace);
   const index = GraphIndex.ofModel({ proto, baseDir: model.baseDir });
   const byConv = new Map<NodeProto, number[]>();
   for (const [convNodeName, keepIndices] of Object.entries(keeps)) {
@@ -238,7 +238,8 @@ export function pruneFiltersToFile(
   // Weights stay in the input file until they are sliced or saved (openModel): memory holds the
   // sliced tensors, not the input.
   const model = openModel(inputPath);
-  const result = pruneFilters(model, keepSets, options);
+  // The opened model is ours alone: pruned in place, not cloned.
+  const result = pruneFilters(model, keepSets, { ...options, inPlace: true });
   saveModel(result.model, outputPath, options);
   return result;
 }

@@ -13,7 +13,7 @@
 import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, sortGraph, type GraphProto, type NodeProto } from '../../onnx/index.js';
 import { ShapeInference, sliceBounds, sym, type Sym, type SymShape } from '../../onnx/shape-infer.js';
 import type { OnnxModel } from '../../onnx/io.js';
-import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
+import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy, type InPlaceOption } from '../common.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { matchAttention, relation, type AttentionLayout, type AttentionMatch, type Factor, type Track } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
@@ -33,10 +33,10 @@ export interface HeadPruneRecord {
 
 /**
  * Removes attention heads. Each keep set names a block by its Softmax output (`tap`, kind 'heads');
- * blocks without a keep set stay whole. Returns a new model; the input is not changed.
+ * blocks without a keep set stay whole. Returns a new model; the input is not changed (unless `inPlace`).
  */
-export function pruneHeads(model: OnnxModel, keepSets: KeepSet[]): { model: OnnxModel; records: HeadPruneRecord[] } {
-  const out = surgeryCopy(model);
+export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPlaceOption = {}): { model: OnnxModel; records: HeadPruneRecord[] } {
+  const out = surgeryCopy(model, options.inPlace);
   const index = GraphIndex.ofModel(out);
   const opset = defaultOpset(out);
   const order = index.topologicalOrder();

@@ -9,7 +9,7 @@ import { DataType, GraphError, GraphIndex, attrInt, intAttr, intsAttr, makeInt64
 import type { OnnxModel } from '../../onnx/io.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
 import { resolveConstant } from './linear.js';
-import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy } from '../common.js';
+import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy, type InPlaceOption } from '../common.js';
 
 export interface PatchPruneRecord {
   /** The patch Conv's output value (its name is kept by the restored width-d tensor). */
@@ -26,9 +26,9 @@ export interface PatchPruneRecord {
 
 export { defaultOpset };
 
-export function prunePatchChannels(model: OnnxModel, keep: KeepSet): { model: OnnxModel; record: PatchPruneRecord } {
+export function prunePatchChannels(model: OnnxModel, keep: KeepSet, options: InPlaceOption = {}): { model: OnnxModel; record: PatchPruneRecord } {
   if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
-  const out = surgeryCopy(model);
+  const out = surgeryCopy(model, options.inPlace);
   const index = GraphIndex.ofModel(out);
   const graph = index.graph;
   const conv = index.producer.get(keep.tap);

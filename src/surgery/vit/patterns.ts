@@ -4,16 +4,17 @@
  * the caller passes that step in as a function (see pruneVitStaged and docs/surgery-vit.md).
  */
 import { GraphError } from '../../onnx/index.js';
-import { loadModel, saveModel, type OnnxModel, type SaveOptions } from '../../onnx/io.js';
+import { saveModel, type OnnxModel, type SaveOptions } from '../../onnx/io.js';
+import { openModel } from '../../onnx/lazy.js';
 import type { KeepSet } from '../../core/keep.js';
 import { findAttentionBlocks } from './attention.js';
 import { pruneHeads, type HeadPruneRecord } from './heads.js';
 import { prunePatchChannels, type PatchPruneRecord } from './patch.js';
-import { finishInitializerInputs } from '../common.js';
+import { finishInitializerInputs, type InPlaceOption } from '../common.js';
 
 export type VitPattern = 'patch' | 'patch+early-heads' | 'heads' | 'patch+heads' | 'staged';
 
-export interface VitPruneOptions {
+export interface VitPruneOptions extends InPlaceOption {
   pattern: Exclude<VitPattern, 'staged'>;
   patchKeep?: KeepSet;
   /** Keep sets per attention block (tap = its Softmax output); blocks without one stay whole. */
@@ -52,15 +53,18 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
     headKeeps = headKeeps.filter((k) => k.tap === first);
   }
   let current = model;
+  // The first step copies the input (unless the caller gave it away); the second edits that copy.
+  let owned = options.inPlace ?? false;
   let patch: PatchPruneRecord | undefined;
   if (wantsPatch) {
-    const r = prunePatchChannels(current, options.patchKeep!);
+    const r = prunePatchChannels(current, options.patchKeep!, { inPlace: owned });
     current = r.model;
     patch = r.record;
+    owned = true;
   }
   let heads: HeadPruneRecord[] = [];
   if (wantsHeads) {
-    const r = pruneHeads(current, headKeeps);
+    const r = pruneHeads(current, headKeeps, { inPlace: owned });
     current = r.model;
     heads = r.records;
   }
@@ -80,7 +84,8 @@ export async function pruneVitStaged(
   options: Pick<VitPruneOptions, 'keepInitializerInputs'> = {},
 ): Promise<VitPruneResult> {
   const p = prunePatchChannels(model, patchKeep);
-  // The recalibration sees the patch-pruned model as it is, inputs and all.
+  // The recalibration sees the patch-pruned model as it is, inputs and all (and may keep it: the
+  // head step copies it).
   const headKeeps = await recalibrateHeads(p.model);
   const h = pruneHeads(p.model, headKeeps);
   finishInitializerInputs(h.model, options.keepInitializerInputs);
@@ -88,12 +93,13 @@ export async function pruneVitStaged(
 }
 
 /**
- * Loads, prunes and saves. Nothing is written when pruning fails (the error, naming the node where
+ * Opens, prunes and saves. Nothing is written when pruning fails (the error, naming the node where
  * the analysis stopped, is thrown before saving), and an existing output is only replaced with
- * `overwrite`.
+ * `overwrite`. Weights stay in the input file until sliced or saved (openModel), and the opened
+ * model, ours alone, is pruned in place.
  */
 export function pruneVitToFile(inputPath: string, outputPath: string, options: VitPruneOptions & SaveOptions): VitPruneResult {
-  const result = pruneVit(loadModel(inputPath), options);
+  const result = pruneVit(openModel(inputPath), { ...options, inPlace: true });
   saveModel(result.model, outputPath, options);
   return result;
 }
