@@ -68,8 +68,11 @@ function timeAgainstFloor(name: string, src: string, mode: string, keepsFile: st
     const same = readFileSync(out).equals(Buffer.from(expected));
     const time = pairs.map((p) => p.a.ms / p.b.ms);
     const rss = pairs.map((p) => p.a.maxRssBytes / size);
+    // Disk time here varies run to run far more than the work does (the same 327 MiB write took
+    // 0.07-0.8 s), so the fastest of each side is printed too: the least disturbed comparison.
+    const best = Math.min(...pairs.map((p) => p.a.ms)) / Math.min(...pairs.map((p) => p.b.ms));
     const lines = [
-      `${name} load+prune+save: ${spread(time)}x floor (target <= 1.3x: ${median(time) <= 1.3 ? 'met' : 'NOT met'}); prune ${spread(pairs.map((p) => p.a.ms / 1000), 2, ' s')}, floor ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}`,
+      `${name} load+prune+save: ${spread(time)}x floor (target <= 1.3x: ${median(time) <= 1.3 ? 'met' : 'NOT met'}); fastest/fastest ${best.toFixed(3)}x; prune ${spread(pairs.map((p) => p.a.ms / 1000), 2, ' s')}, floor ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}`,
       `${name} peak RSS: ${spread(rss)}x the file (${mib(size)}; target <= 1.3x: ${median(rss) <= 1.3 ? 'met' : 'NOT met'}); floor peak ${mib(median(pairs.map((p) => p.b.maxRssBytes)))}`,
       `${name} output ${mib(statSync(out).size)}, ${same ? 'identical to' : 'DIFFERENT FROM'} in-memory pruning; load average ${spread(pairs.flatMap((p) => [p.loadA, p.loadB]), 2)}`,
     ];

@@ -17,6 +17,7 @@ import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vi
 import { mulberry32 } from '../src/data/split.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { tinyCnn } from './helpers/graph-builder.js';
+import { DataType } from '../src/onnx/proto.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MODELS = ['fixtures/vgg11_w8.onnx', 'fixtures/vit_timm_tiny.onnx', 'models/vgg11_pad.onnx'];
@@ -151,6 +152,57 @@ describe('slices of file-held tensors (gathered, read when needed)', () => {
     const values = readTensor(t);
     expect(gatherOf(t)).toBeUndefined();
     expect(Array.from(values as Float32Array)).toEqual(Array.from(readTensor(expected.proto.graph!.initializer.find((u) => u.name === t.name)!) as Float32Array));
+  });
+});
+
+describe('gathered short runs, compacted in the copy buffer', () => {
+  it('give the bytes of a plain gather for 1-, 2- and 4-byte elements, odd and even runs, one or several row batches', () => {
+    const rand = mulberry32(29);
+    // [element bytes, data type, rows, row elements]: the last two pass the 8 MiB row buffer, so rows come in several reads.
+    const shapes: [number, number, number, number][] = [
+      [1, DataType.UINT8, 7, 1001],
+      [2, DataType.FLOAT16, 5, 333],
+      [4, DataType.FLOAT, 9, 257],
+      [4, DataType.FLOAT, 1200, 2048],
+      [2, DataType.UINT16, 3000, 1537],
+    ];
+    for (const [size, dataType, rows, width] of shapes) {
+      const rowBytes = width * size;
+      const bytes = Uint8Array.from({ length: rows * rowBytes }, () => Math.floor(rand() * 256));
+      // Random kept runs: lengths 1-40 elements (the copy loop) and 17-400 (copyWithin), gaps of 0-9.
+      const runs: [number, number][] = [];
+      for (let at = Math.floor(rand() * 5); at < width; ) {
+        const n = Math.min(width - at, 1 + Math.floor(rand() * (rand() < 0.5 ? 40 : 400)));
+        runs.push([at * size, n * size]);
+        at += n + Math.floor(rand() * 10);
+      }
+      const kept = runs.reduce((a, r) => a + r[1], 0);
+      const expected = new Uint8Array(rows * kept);
+      let o = 0;
+      for (let r = 0; r < rows; r++) for (const [at, n] of runs) for (let i = 0; i < n; i++) expected[o++] = bytes[r * rowBytes + at + i];
+      const model = tinyCnn();
+      const t = makeTensor('g', [rows * rowBytes], bytes);
+      t.dataType = dataType;
+      t.dims = [BigInt(rows), BigInt(width)];
+      model.proto.graph!.initializer.push(t);
+      const file = join(dir, 'gather-short.onnx');
+      saveModel(model, file, { overwrite: true, externalDataThreshold: 1024 });
+      const sliced = () => {
+        const m = loadModel(file);
+        const u = m.proto.graph!.initializer.find((x) => x.name === 'g')!;
+        setGathered(u, [rows, kept / size], externalSpan(u, dir), rowBytes, runs);
+        return { m, u };
+      };
+      const label = `${rows}x${width} of ${size}-byte elements, ${runs.length} runs`;
+      // target path (read into memory) and emit path (streamed by saveModel)
+      expect(Buffer.from(tensorBytes(sliced().u)).equals(Buffer.from(expected)), label).toBe(true);
+      const out = join(dir, 'gather-short-out.onnx');
+      saveModel(sliced().m, out, { overwrite: true });
+      const back = loadModel(out).proto.graph!.initializer.find((x) => x.name === 'g')!;
+      expect(Buffer.from(tensorBytes(back)).equals(Buffer.from(expected)), label).toBe(true);
+      rmSync(file);
+      rmSync(`${file}.data`);
+    }
   });
 });
 

@@ -30,6 +30,7 @@ export interface FoldResult {
  * without readers are not removed here; dead-code removal does that.
  */
 export function foldConstants(graph: GraphProto, opset: number, baseDir?: string): FoldResult {
+  if (!mayFold(graph)) return { folded: [] };
   const index = new GraphIndex(graph, baseDir);
   const known = new Map<string, TensorProto>(index.initializers);
   const replaced = new Map<NodeProto, TensorProto>();
@@ -66,6 +67,17 @@ export function foldConstants(graph: GraphProto, opset: number, baseDir?: string
   const names = new Set([...replaced.values()].map((t) => t.name));
   graph.valueInfo = graph.valueInfo.filter((v) => !names.has(v.name));
   return { folded };
+}
+
+/**
+ * Whether any node could fold: folding starts at a foldable node whose inputs are all initializers
+ * (possibly through an Identity alias) or absent. A graph folded once usually has none (a ViT's
+ * second surgery step), and this answers without indexing and ordering the graph.
+ */
+function mayFold(graph: GraphProto): boolean {
+  const constants = new Set(graph.initializer.map((t) => t.name));
+  for (const n of graph.node) if (n.opType === 'Identity') constants.add(n.output[0]);
+  return graph.node.some((n) => FOLDABLE.has(n.opType) && n.input.every((i) => i === '' || constants.has(i)));
 }
 
 function evaluate(node: NodeProto, inputs: (TensorProto | undefined)[], opset: number, baseDir?: string): TensorProto | undefined {

@@ -520,7 +520,7 @@ const GATHER_BUFFER_BYTES = 8 << 20;
  */
 const copyBuffers = new Map<string, Uint8Array>();
 
-export function copyBuffer(slot: 'span' | 'gather-in' | 'gather-out' | 'gather-run', bytes: number): Uint8Array {
+export function copyBuffer(slot: 'span' | 'gather-rows' | 'gather-run', bytes: number): Uint8Array {
   let b = copyBuffers.get(slot);
   if (!b || b.byteLength < bytes) copyBuffers.set(slot, (b = new Uint8Array(bytes)));
   return b.subarray(0, bytes);
@@ -533,7 +533,7 @@ export function releaseCopyBuffers(): void {
 /**
  * Streams a gathered payload in order. Long runs are read straight into `target(n)` when given
  * (memory for the next n bytes), else through a buffer; short runs are read as whole rows through
- * an 8 MiB buffer and copied out word by word (a ViT's head widths, a CNN's channel runs).
+ * an 8 MiB buffer and compacted there (a ViT's head widths, a CNN's channel runs).
  */
 export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?: (n: number) => Uint8Array): void {
   const { span, rows, rowBytes, runs } = g;
@@ -557,28 +557,30 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
       return;
     }
     const rowsPerRead = Math.max(1, Math.floor(GATHER_BUFFER_BYTES / rowBytes));
-    const input = copyBuffer('gather-in', Math.min(rows, rowsPerRead) * rowBytes);
-    const output = copyBuffer('gather-out', Math.min(rows, rowsPerRead) * kept);
-    // Word copies where every run allows them: a subarray view per short run costs more than the copy.
+    const buffer = copyBuffer('gather-rows', Math.min(rows, rowsPerRead) * rowBytes);
+    // Compacted in place: every kept run moves to or below where it was read (o <= start), so a
+    // forward copy or copyWithin (memmove) never reads a word it has already overwritten. One native
+    // copyWithin per run beats a subarray view + set per run 2.6x on VGG11's classifier (250k runs).
     const word = runs.every(([at, n]) => at % 4 === 0 && n % 4 === 0) && rowBytes % 4 === 0 ? 4 : runs.every(([at, n]) => at % 2 === 0 && n % 2 === 0) && rowBytes % 2 === 0 ? 2 : 1;
-    const words = (b: Uint8Array) => (word === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : word === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : b);
-    const [from, to] = [words(input), words(output)];
-    const wordRuns = runs.map(([at, n]) => [at / word, n / word] as const);
+    const words = word === 4 ? new Uint32Array(buffer.buffer, buffer.byteOffset, buffer.byteLength / 4) : word === 2 ? new Uint16Array(buffer.buffer, buffer.byteOffset, buffer.byteLength / 2) : buffer;
+    const starts = Int32Array.from(runs, ([at]) => at / word);
+    const lengths = Int32Array.from(runs, ([, n]) => n / word);
     const rowWords = rowBytes / word;
     for (let r0 = 0; r0 < rows; r0 += rowsPerRead) {
       const count = Math.min(rowsPerRead, rows - r0);
-      readFully(fd, input, 0, count * rowBytes, span.offset + r0 * rowBytes, short);
+      readFully(fd, buffer, 0, count * rowBytes, span.offset + r0 * rowBytes, short);
       let o = 0;
       for (let r = 0; r < count; r++) {
         const base = r * rowWords;
-        for (const [at, n] of wordRuns) {
-          const start = base + at;
-          if (n < 64) for (let i = 0; i < n; i++) to[o + i] = from[start + i];
-          else to.set(from.subarray(start, start + n), o);
+        for (let k = 0; k < starts.length; k++) {
+          const start = base + starts[k];
+          const n = lengths[k];
+          if (n < 16) for (let i = 0; i < n; i++) words[o + i] = words[start + i];
+          else words.copyWithin(o, start, start + n);
           o += n;
         }
       }
-      const bytes = output.subarray(0, count * kept);
+      const bytes = buffer.subarray(0, count * kept);
       if (target) target(bytes.byteLength).set(bytes);
       else emit(bytes);
     }
