@@ -35,8 +35,8 @@ export * from './data/index.js';
 export * from './calibration/index.js';
 
 // Surgery
-export { pruneFilters, removeChannels, pruneFiltersToFile, surgeryTotals, type PruneFiltersOptions, type SurgeryResult, type LayerRecord, type FilterScope } from './surgery/index.js';
-export { prunePatchChannels, pruneHeads, pruneVit, pruneVitStaged, findAttentionBlocks, type AttentionBlock, type VitPattern, type VitPruneOptions, type VitPruneResult, type HeadPruneRecord, type PatchPruneRecord } from './surgery/vit/index.js';
+export { pruneFilters, removeChannels, removeFilterSets, pruneFiltersToFile, surgeryTotals, type PruneFiltersOptions, type SurgeryResult, type LayerRecord, type FilterScope } from './surgery/index.js';
+export { prunePatchChannels, pruneHeads, pruneVit, pruneVitStaged, pruneVitToFile, findAttentionBlocks, type AttentionBlock, type VitPattern, type VitPruneOptions, type VitPruneResult, type HeadPruneRecord, type PatchPruneRecord } from './surgery/vit/index.js';
 
 // Metrics and evaluation
 export * from './metrics/index.js';
