@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = resolve(process.argv[2] ?? '.');
 const walk = (d) => readdirSync(d).flatMap((f) => (f === 'node_modules' ? [] : statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
@@ -42,9 +43,33 @@ for (const doc of docs) {
   }
 }
 
+// Every `import { ... } from '@fairprune/core[/subpath]'` in the shipped docs names a subpath the
+// package exports and values that module has (type-only names are left to the consumer tsc step).
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+let imported = 0;
+for (const doc of docs) {
+  const text = readFileSync(doc, 'utf8');
+  for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s*'(@fairprune\/core(\/[^']*)?)'/g)) {
+    const sub = `.${m[3] ?? ''}`;
+    const entry = pkg.exports?.[sub];
+    const file = typeof entry === 'string' ? entry : (entry?.import ?? entry?.default);
+    if (!file) {
+      faults.push(`${relative(root, doc)}: imports from '${m[2]}', a subpath the package does not export`);
+      continue;
+    }
+    const mod = await import(pathToFileURL(join(root, file)).href);
+    for (const raw of m[1].split(',')) {
+      const name = raw.trim().replace(/\s+as\s+\w+$/, '');
+      if (!name || name.startsWith('type ')) continue;
+      imported++;
+      if (!(name in mod)) faults.push(`${relative(root, doc)}: imports '${name}' from '${m[2]}', which does not export it`);
+    }
+  }
+}
+
 if (faults.length) {
   console.error(faults.join('\n'));
   console.error(`${faults.length} fault(s) in ${root}`);
   process.exit(1);
 }
-console.log(`LICENSE (MIT); ${maps.length} source maps, every source shipped; ${docs.length} Markdown files, ${cited} citations, all shipped`);
+console.log(`LICENSE (MIT); ${maps.length} source maps, every source shipped; ${docs.length} Markdown files, ${cited} citations, all shipped; ${imported} names imported in them, all exported`);
