@@ -7,6 +7,10 @@ import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OnnxModel } from '../src/onnx/io.js';
+import type { KeepSet } from '../src/core/keep.js';
+import { discoverTaps } from '../src/calibration/index.js';
+import { findAttentionBlocks } from '../src/surgery/vit/index.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -99,4 +103,32 @@ export async function pairedRuns<T>(rounds: number, a: () => T | Promise<T>, b: 
     pairs.push(p as { a: T; b: T; loadA: number; loadB: number });
   }
   return pairs;
+}
+
+/**
+ * The surgery benches' VGG keep sets: 15% of each block's filters removed, spread over the axis
+ * (unit i removed when (i * 7919) % 100 < 15), so slices are many short runs, not one cut.
+ */
+export function vggBenchKeeps(model: OnnxModel): KeepSet[] {
+  return discoverTaps(model, 'cnn').map((t) => ({
+    tap: t.value,
+    kind: 'filters' as const,
+    total: t.units!,
+    keep: Array.from({ length: t.units! }, (_, i) => i).filter((i) => (i * 7919) % 100 >= 15),
+  }));
+}
+
+/** The surgery benches' ViT keep sets: patch channels c % 4 != 3, in block b heads (h + b) % 3 != 0. */
+export function vitBenchKeeps(model: OnnxModel): { patchKeep: KeepSet; headKeeps: KeepSet[] } {
+  const graph = model.proto.graph!;
+  const conv = graph.node.find((n) => n.opType === 'Conv')!;
+  const d = Number(graph.initializer.find((t) => t.name === conv.input[1])!.dims[0]);
+  const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
+  const headKeeps: KeepSet[] = findAttentionBlocks(model).map((b, i) => ({
+    tap: b.id,
+    kind: 'heads',
+    total: b.numHeads,
+    keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => (h + i) % 3 !== 0),
+  }));
+  return { patchKeep, headKeeps };
 }

@@ -22,14 +22,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
-import { calibrate, discoverTaps, keepSetsFromMedians } from '../src/calibration/index.js';
+import { calibrate, keepSetsFromMedians } from '../src/calibration/index.js';
 import { graphCost } from '../src/metrics/cost.js';
 import { pruneFilters, surgeryTotals } from '../src/surgery/index.js';
-import { findAttentionBlocks, pruneVit } from '../src/surgery/vit/index.js';
+import { pruneVit } from '../src/surgery/vit/index.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../src/runtime/session.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { maskFilters, compareModels, complement } from '../tests/helpers/oracle.js';
-import { fullModel, load1, median, mib, nowMs, pairedRuns, repoRoot, runWorker, spread } from './lib.js';
+import { fullModel, load1, median, mib, nowMs, pairedRuns, repoRoot, runWorker, spread, vggBenchKeeps, vitBenchKeeps } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -97,15 +97,8 @@ try {
 async function vit(): Promise<void> {
   const src = fullModel('vit_b_16');
   const original = loadModel(src);
-  const conv = original.proto.graph!.node.find((n) => n.opType === 'Conv')!;
-  const d = Number(original.proto.graph!.initializer.find((t) => t.name === conv.input[1])!.dims[0]);
-  const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
-  const headKeeps: KeepSet[] = findAttentionBlocks(original).map((b, i) => ({
-    tap: b.id,
-    kind: 'heads',
-    total: b.numHeads,
-    keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => (h + i) % 3 !== 0),
-  }));
+  const { patchKeep, headKeeps } = vitBenchKeeps(original);
+  const d = patchKeep.total;
   const keepsFile = join(work, 'vit-keeps.json');
   writeFileSync(keepsFile, JSON.stringify({ patchKeep, headKeeps }));
   const expected = serializeModel(pruneVit(original, { pattern: 'patch+heads', patchKeep, headKeeps }).model);
@@ -127,14 +120,7 @@ async function vgg(): Promise<void> {
     keepSets = keepSetsFromMedians(cal).keepSets;
     console.log(`keep sets from calibration: ${cal.images.length} PAD-UFES-20 images on ${cal.provider}, ${((nowMs() - t) / 1000).toFixed(1)} s`);
   } else {
-    // 15% of each block's channels removed, spread over the axis (every unit index i with
-    // (i * 7919) % 100 < 15), so slices are many short runs, not one cut.
-    keepSets = discoverTaps(original, 'cnn').map((t) => ({
-      tap: t.value,
-      kind: 'filters' as const,
-      total: t.units!,
-      keep: Array.from({ length: t.units! }, (_, i) => i).filter((i) => (i * 7919) % 100 >= 15),
-    }));
+    keepSets = vggBenchKeeps(original);
     console.log('keep sets: 15% of the filters of every block removed (spread)');
   }
   for (const k of keepSets) console.log(`  ${k.tap}: keep ${k.keep.length}/${k.total}`);

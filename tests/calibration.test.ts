@@ -16,6 +16,7 @@ import { loadImageCHW, type Preprocess } from '../src/data/preprocess.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { calibrate, calibrateTensors, discoverTaps, NoTapError, withTapOutputs, keepSetsFromMedians, type CalibrationProgress } from '../src/calibration/index.js';
 import { mulberry32 } from '../src/data/split.js';
+import type { TypeProto_Tensor } from '../src/onnx/proto.js';
 
 const PRE: Preprocess = { resize: 8, crop: 8, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bilinear' };
 let dir: string;
@@ -371,7 +372,7 @@ describe('calibrate', () => {
 
   it('a model with a fixed batch size is fed full batches; padding rows are not measured', async () => {
     const fixed = tinyCnn();
-    const shape = fixed.proto.graph!.input[0].type!.value.value!.shape!.dim[0];
+    const shape = (fixed.proto.graph!.input[0].type!.value.value as TypeProto_Tensor).shape!.dim[0];
     shape.value = { case: 'dimValue', value: 2n };
     const r = await calibrate(fixed, images.slice(0, 3), { preprocess: PRE, batchSize: 16 });
     const free = await calibrate(tinyCnn(), images.slice(0, 3), { preprocess: PRE });
@@ -390,8 +391,8 @@ describe('calibrate', () => {
 
   it('refuses preprocessing that does not fit the input, and unknown tap names', async () => {
     const m = tinyCnn();
-    m.proto.graph!.input[0].type!.value.value!.shape!.dim[2].value = { case: 'dimValue', value: 8n };
-    m.proto.graph!.input[0].type!.value.value!.shape!.dim[3].value = { case: 'dimValue', value: 8n };
+    (m.proto.graph!.input[0].type!.value.value as TypeProto_Tensor).shape!.dim[2].value = { case: 'dimValue', value: 8n };
+    (m.proto.graph!.input[0].type!.value.value as TypeProto_Tensor).shape!.dim[3].value = { case: 'dimValue', value: 8n };
     await expect(calibrate(m, images, { preprocess: { ...PRE, resize: 16, crop: 16 } })).rejects.toThrow(/input 'input' is 8x8 but preprocessing crops 16x16/);
     await expect(calibrate(m, images, { preprocess: PRE, taps: ['nope'] })).rejects.toThrow(/'nope' is not a tap of this model/);
   });

@@ -30,5 +30,6 @@ export type {
   StringStringEntryProto,
   TensorProto,
   TypeProto,
+  TypeProto_Tensor,
   ValueInfoProto,
 } from 'onnx-buf';

@@ -30,7 +30,7 @@ function convertTensor(t: TensorProto, to: FloatType, baseDir?: string): TensorP
   if (to === DataType.DOUBLE) return makeTensor(t.name, dims, Float64Array.from(values));
   const bits = to === DataType.FLOAT16 ? float32ToFloat16(values) : float32ToBfloat16(values);
   const out = create(TensorProtoSchema, { name: t.name, dataType: to, dims: t.dims });
-  out.rawData = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+  out.rawData = new Uint8Array(bits.buffer as ArrayBuffer, bits.byteOffset, bits.byteLength);
   return out;
 }
 
