@@ -7,7 +7,8 @@
  *   the floor, the same durable work on the same bytes (read the input, write it, fsync, rename),
  *   also in a fresh process. Reported: the median of the pair ratios with its spread [min-max],
  *   the load averages, and peak RSS against the input file's size.
- *   Targets (issue 18): time <= 1.3x the floor, peak RSS <= 1.3x the file.
+ *   Targets (issue 18): time <= 1.3x the floor, peak RSS <= 1.3x the file. The fastest run of each
+ *   side is compared too, and the time target counts as met only when both statistics are <= 1.3x.
  *   The output is checked byte for byte against in-memory pruning (loadModel + prune + serialize).
  * VGG11 only, unless skipped: cost before/after, oracle check (pruned vs original with the removed
  * filters masked), onnxruntime latency pruned vs original.
@@ -72,7 +73,8 @@ function timeAgainstFloor(name: string, src: string, mode: string, keepsFile: st
     // 0.07-0.8 s), so the fastest of each side is printed too: the least disturbed comparison.
     const best = Math.min(...pairs.map((p) => p.a.ms)) / Math.min(...pairs.map((p) => p.b.ms));
     const lines = [
-      `${name} load+prune+save: ${spread(time)}x floor (target <= 1.3x: ${median(time) <= 1.3 ? 'met' : 'NOT met'}); fastest/fastest ${best.toFixed(3)}x; prune ${spread(pairs.map((p) => p.a.ms / 1000), 2, ' s')}, floor ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}`,
+      // Met only when both agree: a median below 1.3x from a disturbed floor is not the work's speed.
+      `${name} load+prune+save: ${spread(time)}x floor, fastest/fastest ${best.toFixed(3)}x (target <= 1.3x: ${median(time) <= 1.3 && best <= 1.3 ? 'met' : 'NOT met'}); prune ${spread(pairs.map((p) => p.a.ms / 1000), 2, ' s')}, floor ${spread(pairs.map((p) => p.b.ms / 1000), 2, ' s')}`,
       `${name} peak RSS: ${spread(rss)}x the file (${mib(size)}; target <= 1.3x: ${median(rss) <= 1.3 ? 'met' : 'NOT met'}); floor peak ${mib(median(pairs.map((p) => p.b.maxRssBytes)))}`,
       `${name} output ${mib(statSync(out).size)}, ${same ? 'identical to' : 'DIFFERENT FROM'} in-memory pruning; load average ${spread(pairs.flatMap((p) => [p.loadA, p.loadB]), 2)}`,
     ];
