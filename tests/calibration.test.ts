@@ -370,6 +370,20 @@ describe('calibrate', () => {
     rmSync(bad);
   });
 
+  it('an unreadable image in the batch decoded while the previous one runs fails the call, in a worker and inline', async () => {
+    // The error surfaces while batch 1 is still running; the session is released after that run
+    // (releasing under it made the run fail, aborted the process, or let it exit 0 under load).
+    const bad = join(dir, 'broken-late.jpg');
+    writeFileSync(bad, Buffer.from('not a jpeg either'));
+    const list = [images[0], images[1], images[2], bad];
+    for (const runtimeThread of ['worker', 'inline'] as const) {
+      for (let k = 0; k < 3; k++) {
+        await expect(calibrate(tinyCnn(), list, { preprocess: PRE, batchSize: 2, runtimeThread })).rejects.toThrow(/cannot read image .*broken-late\.jpg/);
+      }
+    }
+    rmSync(bad);
+  });
+
   it('a model with a fixed batch size is fed full batches; padding rows are not measured', async () => {
     const fixed = tinyCnn();
     const shape = (fixed.proto.graph!.input[0].type!.value.value as TypeProto_Tensor).shape!.dim[0];

@@ -51,6 +51,45 @@ describe('onnxruntime in a worker thread', () => {
     await expect(runBatch(rt, new Float32Array(3 * 8 * 8), [1, 3, 8, 8])).rejects.toThrow(/released/);
   });
 
+  it('a release sent while a run is in flight waits for it: the run still gives its outputs', async () => {
+    const bytes = serializeModel(tinyCnn());
+    const x = images(2, 8, 3);
+    const inline = await createRuntime(bytes, { thread: 'inline' });
+    const expected = await runBatch(inline, x, [2, 3, 8, 8]);
+    await inline.session.release();
+    for (let k = 0; k < 3; k++) {
+      const rt = await createRuntime(bytes, { thread: 'worker' });
+      // Posted back to back: the worker once handled 'release' in the gap before the run's native
+      // part and freed the session under it (the run failed, or the process aborted).
+      const run = runBatch(rt, x, [2, 3, 8, 8]);
+      await rt.session.release();
+      const out = await run;
+      const name = rt.outputNames[0];
+      expect(Array.from(out[name].data as Float32Array)).toEqual(Array.from(expected[name].data as Float32Array));
+    }
+  });
+
+  it('release() keeps the process alive until the thread has ended', async () => {
+    // Ending the thread once outlasted the caller's other work under load: the worker was unref'd,
+    // so the process exited with code 0 while release() awaited it and the caller's error was lost.
+    const { Worker } = await import('node:worker_threads');
+    const terminate = Worker.prototype.terminate;
+    const ports = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
+    const held: number[] = [];
+    const rt = await createRuntime(serializeModel(tinyCnn()), { thread: 'worker' });
+    const idle = ports(); // no request pending: the worker does not hold the process
+    Worker.prototype.terminate = function (this: InstanceType<typeof Worker>) {
+      held.push(ports() - idle);
+      return terminate.call(this);
+    };
+    try {
+      await rt.session.release();
+    } finally {
+      Worker.prototype.terminate = terminate;
+    }
+    expect(held).toEqual([1]);
+  });
+
   it('an unreleased worker session does not keep the process alive; SIGTERM and SIGINT during a worker batch end it, leaving no temp file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fairprune-worker-'));
     try {

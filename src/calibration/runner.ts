@@ -319,6 +319,9 @@ async function runCalibration(
     thread: runtimeThread(options.runtimeThread),
   });
   timing.sessionMs = performance.now() - t0;
+  // Runs started and not yet awaited: on an error (the next batch's image unreadable) the session
+  // is released only after they end; releasing under a run fails it or aborts the process.
+  const inFlight = new Set<Promise<unknown>>();
   try {
     const batches = Math.ceil(total / plan.batchSize);
     // Per tap: units x total skewness values, unit-major; allocated on the first batch (units are
@@ -384,6 +387,10 @@ async function runCalibration(
         pending = quiet(decodeNext());
         skipped.push(...decoded.skipped);
         const run = decoded.items.length > 0 ? quiet(runBatch(rt, decoded.data, [decoded.rows, ...imageDims], outputNames, inputName, 'native')) : undefined;
+        if (run) {
+          inFlight.add(run);
+          void run.finally(() => inFlight.delete(run)).catch(() => undefined);
+        }
         current = { decoded, run, batch };
       }
       if (previous) {
@@ -449,6 +456,7 @@ async function runCalibration(
     }
     return result;
   } finally {
+    await Promise.allSettled(inFlight);
     await rt.session.release();
   }
 }

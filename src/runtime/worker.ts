@@ -20,7 +20,13 @@ if (ort.env.logLevel === undefined || ort.env.logLevel === 'warning') ort.env.lo
 let source;
 let session;
 const metadata = (list) => (list || []).map((m) => ({ name: m.name, isTensor: m.isTensor, type: m.type, shape: m.shape ? Array.from(m.shape) : undefined }));
-parentPort.on('message', async (msg) => {
+// One message at a time: onnxruntime-node's run yields before its native part starts, and a
+// 'release' handled in that gap freed the session under the run (the process aborted).
+let queue = Promise.resolve();
+parentPort.on('message', (msg) => {
+  queue = queue.then(() => handle(msg));
+});
+async function handle(msg) {
   const reply = (body, transfer) => {
     try {
       parentPort.postMessage(Object.assign({ id: msg.id }, body), transfer);
@@ -57,7 +63,7 @@ parentPort.on('message', async (msg) => {
   } catch (e) {
     reply({ error: String((e && e.message) || e) });
   }
-});
+}
 `;
 
 /** What calibration, evaluation and the other callers use of a session, inline or in a worker. */
@@ -165,6 +171,9 @@ export class WorkerSession implements RuntimeSession {
       if (!this.failure) await this.request({ op: 'release' });
     } finally {
       this.failure ??= new Error('the onnxruntime session was released');
+      // Held while the thread ends: an unref'd worker let the process exit (code 0, the caller's
+      // error never thrown) when ending it took longer than the rest of the work (seen under load).
+      this.worker.ref();
       await this.worker.terminate();
     }
   }
