@@ -218,6 +218,17 @@ describe('fairprune eval', () => {
     // The first model's metrics are the one-model run's: same images, same bootstrap seed.
     expect(k.evaluation.models[0].metrics).toEqual(j.evaluation.models[0].metrics);
     expect(Object.keys(k.evaluation.difference)).toContain('eopp1');
+    // --resamples 0: point estimates (as in sweep), the same estimates, no intervals.
+    const point = run('eval', fixture, '-d', `csv:${csv}`, '--json', '--resamples', '0');
+    expect(point.code).toBe(0);
+    const p = JSON.parse(point.stdout);
+    expect(validate(p), JSON.stringify(validate.errors)).toBe(true);
+    expect(p.evaluation.bootstrap).toBeUndefined();
+    for (const [name, m] of Object.entries(p.evaluation.models[0].metrics as Record<string, { estimate: number; low?: number }>)) {
+      expect(m.estimate, name).toBe(j.evaluation.models[0].metrics[name].estimate);
+      expect(m.low, name).toBeUndefined();
+    }
+    expect(run('eval', fixture, '-d', `csv:${csv}`, '--resamples', '0').stdout).toContain('no intervals');
   });
 
   it('names a missing dataset CSV', () => {

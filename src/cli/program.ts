@@ -79,7 +79,7 @@ export function buildProgram(): Command {
     .option('-b, --batch-size <n>', 'images per run', positiveIntOption('--batch-size'), 16)
     .option('--ep <providers>', 'execution providers in order, e.g. cuda,cpu', providers, ['cpu'])
     .option('--strict', 'fail instead of falling back to CPU')
-    .option('--resamples <n>', 'bootstrap resamples', intOption('--resamples'), 1000)
+    .option('--resamples <n>', 'bootstrap resamples (0: point estimates)', intOption('--resamples'), 1000)
     .option('--seed <n>', 'bootstrap seed', intOption('--seed'), 20250101)
     .option('--report <dir>', 'write report.json and report.html here')
     .option('--skip-unreadable', 'leave out images that cannot be decoded (named in the output and the report\'s evaluation.skipped) instead of failing')

@@ -4,7 +4,7 @@
  * intervals. `evaluatePair` runs two models on the same images in one pass (each image decoded
  * once per distinct preprocessing recipe) and adds paired-bootstrap intervals of the differences.
  */
-import { checkFeedableInputs, GraphIndex, loadModel, type OnnxModel } from '../onnx/index.js';
+import { checkFeedableInputs, GraphIndex, openModel, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type Runtime } from '../runtime/session.js';
 import { CLASSES_METADATA_KEY, imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import { preprocessFor } from '../calibration/source.js';
@@ -96,7 +96,8 @@ interface Prepared {
 }
 
 async function prepare(model: OnnxModel | string, dataset: Dataset, options: EvaluateOptions): Promise<Prepared> {
-  const m = typeof model === 'string' ? loadModel(model) : model;
+  // A path is opened, not read: onnxruntime reads the weights from the file (src/runtime/session.ts).
+  const m = typeof model === 'string' ? openModel(model) : model;
   checkFeedableInputs(m);
   const name = typeof model === 'string' ? model : (m.path ?? '<model>');
   const index = GraphIndex.ofModel(m);

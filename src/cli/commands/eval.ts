@@ -1,6 +1,6 @@
 /** `fairprune eval`: metrics of one model, or of two on the same images with paired intervals. */
 import { basename } from 'node:path';
-import { loadModel } from '../../onnx/io.js';
+import { openModel } from '../../onnx/lazy.js';
 import { evaluate, evaluatePair } from '../../eval/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { makeReport } from '../../report/envelope.js';
@@ -39,20 +39,22 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
   const outputs = files
     ? new Outputs([{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }], [{ path: o.report!, what: 'report folder' }], !!o.force)
     : undefined;
-  const ma = loadModel(a);
+  // Opened, not read whole: the session reads the weights from the file (no second copy in memory).
+  const ma = openModel(a);
   const { preprocess } = resolvePreprocess(ma, o, (m) => console.error(`fairprune: warning: ${m}`));
   const options = {
     ...(preprocess ? { preprocess } : {}),
     batchSize: o.batchSize,
     executionProviders: o.ep,
     strict: !!o.strict,
-    bootstrap: { resamples: o.resamples, seed: o.seed },
+    // --resamples 0: point estimates, as in sweep (evaluate() takes that as bootstrap: false).
+    bootstrap: o.resamples === 0 ? (false as const) : { resamples: o.resamples, seed: o.seed },
     ...(o.skipUnreadable ? { skipUnreadable: true } : {}),
     onProgress: (p: { done: number; total: number }) => progress.update('evaluate', p.done, p.total),
   };
   let result;
   try {
-    result = b ? await evaluatePair(ma, loadModel(b), data, options) : await evaluate(ma, data, options);
+    result = b ? await evaluatePair(ma, openModel(b), data, options) : await evaluate(ma, data, options);
   } catch (e) {
     outputs?.discard();
     throw e;
