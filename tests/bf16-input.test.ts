@@ -17,6 +17,8 @@ import { Dataset } from '../src/data/dataset.js';
 import { evaluate } from '../src/eval/index.js';
 import { skewPrune } from '../src/pipeline/skewprune.js';
 import { describeModel } from '../src/pipeline/inspect.js';
+import { calibrate, calibrateTensors } from '../src/calibration/index.js';
+import { countParameters, graphCost } from '../src/metrics/cost.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'dist', 'cli', 'main.js');
@@ -55,6 +57,14 @@ describe.skipIf(!existsSync(fixture))('a bfloat16 image input', () => {
     await expect(evaluate(model, data, { bootstrap: false })).rejects.toThrow(UnfeedableInputError);
     await expect(evaluate(model, data, { bootstrap: false })).rejects.toThrow(named);
     await expect(skewPrune(model, { calibration: data })).rejects.toThrow(named);
+  });
+  it('is refused by calibrate, calibrateTensors and graphCost (when it must run the model) naming the input', async () => {
+    await expect(calibrate(model, data)).rejects.toThrow(named);
+    await expect(calibrate(file, data)).rejects.toThrow(UnfeedableInputError);
+    await expect(calibrateTensors(model, new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32])).rejects.toThrow(named);
+    await expect(graphCost(model)).rejects.toThrow(named);
+    // Parameters need no run: counted as for any model.
+    expect(countParameters(model.proto).parameters).toBeGreaterThan(0);
   });
   it('inspect says why MACs are missing; prune and eval exit 1 naming it', async () => {
     const d = await describeModel(model, 'bf16_input.onnx');

@@ -4,6 +4,7 @@
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
 import { GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
+import { checkFeedableInputs } from '../onnx/inputs.js';
 import { createRuntime, runBatch, type ExecutionProvider, type ort, type RuntimeOptions } from '../runtime/session.js';
 import { imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import type { UnitKind } from '../core/keep.js';
@@ -131,6 +132,7 @@ export class TapShapeError extends GraphError {}
  */
 export async function calibrate(model: OnnxModel | string, source: CalibrationSource, options: CalibrationOptions = {}): Promise<CalibrationResult> {
   const m = typeof model === 'string' ? openModel(model) : model;
+  checkFeedableInputs(m);
   const items = resolveSource(source);
   const input = modelInput(m);
   const pre = preprocessFor(m, typeof input.shape?.[2] === 'number' ? input.shape[2] : undefined, options.preprocess);
@@ -179,6 +181,7 @@ export async function calibrateTensors(
   options: CalibrationOptions & { items?: readonly CalibrationItem[] } = {},
 ): Promise<CalibrationResult> {
   const m = typeof model === 'string' ? openModel(model) : model;
+  checkFeedableInputs(m);
   const [n, c, h, w] = dims;
   if (dims.length !== 4 || c !== 3 || tensors.length !== n * c * h * w) {
     throw new RangeError(`calibrateTensors: expected [N, 3, S, S] with N*3*S*S = ${tensors.length} values, got [${dims.join(', ')}]`);

@@ -14,6 +14,7 @@ import { loadModel, type OnnxModel } from '../onnx/io.js';
 import { elementCount, tensorDims } from '../onnx/tensor.js';
 import { parameterTensors } from '../onnx/params.js';
 import { GraphError } from '../onnx/errors.js';
+import { checkFeedableInputs } from '../onnx/inputs.js';
 import { createRuntime, runBatch, type ExecutionProvider } from '../runtime/session.js';
 
 /** Ops whose arithmetic this calculator does not count; listed in the result so nobody is misled. */
@@ -162,6 +163,8 @@ function recordedShapes(index: GraphIndex, values: string[]): Map<string, number
  * so concurrent calls on one model are safe.
  */
 async function probeShapes(model: OnnxModel, missing: string[], inputShape: number[], eps?: ExecutionProvider[]): Promise<Map<string, number[]>> {
+  // Shapes come from one run: an input onnxruntime-node cannot feed is named before it is tried.
+  checkFeedableInputs(model);
   const graph = model.proto.graph!;
   const existing = new Set(graph.output.map((o) => o.name));
   const index = new GraphIndex(graph, model.baseDir);
