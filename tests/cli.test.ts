@@ -91,6 +91,19 @@ describe('fairprune prune', () => {
     const s = run('prune', copy, '-c', images, '-o', copy);
     expect(s.code).toBe(1);
     expect(s.stderr).toContain('is the input model');
+    // With --force the input is replaced by the pruned model (read whole first: an opened model
+    // would read its weights from the file the save renames over), as a symlink to it is.
+    const expected = join(tmp, 'expected.onnx');
+    expect(run('prune', fixture, '-c', images, '-o', expected).code).toBe(0);
+    const f = run('prune', copy, '-c', images, '-o', copy, '--force');
+    expect(f.code).toBe(0);
+    expect(readFileSync(copy).equals(readFileSync(expected))).toBe(true);
+    const copy2 = join(tmp, 'in2.onnx');
+    const link = join(tmp, 'in2-link.onnx');
+    copyFileSync(fixture, copy2);
+    symlinkSync(copy2, link);
+    expect(run('prune', copy2, '-c', images, '-o', link, '--force').code).toBe(0);
+    expect(readFileSync(link).equals(readFileSync(expected))).toBe(true);
   });
 
   it('names a missing model file', () => {

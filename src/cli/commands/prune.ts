@@ -1,7 +1,8 @@
 /** `fairprune prune`: calibrate, prune, measure, write the pruned model and the report. */
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { loadModel, saveModel } from '../../onnx/io.js';
+import { openModel } from '../../onnx/lazy.js';
 import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { HeadStatistic, Selection } from '../../calibration/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
@@ -54,7 +55,11 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const warn = (m: string) => console.error(`fairprune: warning: ${m}`);
   const out = o.out ?? defaultOutput(modelPath);
   if (!o.dryRun && resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
-  const model = loadModel(modelPath);
+  // Opened, not read whole: calibration, surgery, evaluation and the save read the weights from the
+  // file, so memory holds one copy (onnxruntime's), not three. Replacing the input itself (--force)
+  // needs them in memory: the save renames the new file over the one they would be read from.
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const model = !o.dryRun && real(out) === real(modelPath) ? loadModel(modelPath) : openModel(modelPath);
   // Warnings wait until the outputs are checked: a refused output is then the only line.
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
