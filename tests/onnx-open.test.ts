@@ -6,7 +6,7 @@
  * oracles.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
@@ -152,6 +152,40 @@ describe('slices of file-held tensors (gathered, read when needed)', () => {
     const values = readTensor(t);
     expect(gatherOf(t)).toBeUndefined();
     expect(Array.from(values as Float32Array)).toEqual(Array.from(readTensor(expected.proto.graph!.initializer.find((u) => u.name === t.name)!) as Float32Array));
+  });
+});
+
+describe('a weight file changed after the model was opened', () => {
+  it('is refused when its weights are read, saved or handed to onnxruntime, naming the file', async () => {
+    const changed = /changed since the model was opened/;
+    const file = join(dir, 'changing.onnx');
+    const other = join(dir, 'changing-other.onnx');
+    // 1. Rewritten in place (an export script re-run over the same path): size differs.
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), file);
+    let m = openModel(file);
+    const big = () => m.proto.graph!.initializer.find(isExternal)!;
+    writeFileSync(file, readFileSync(join(ROOT, 'fixtures/vgg_gap_w8.onnx')));
+    expect(() => readTensor(big(), dir)).toThrow(changed);
+    expect(() => saveModel(m, join(dir, 'from-changed.onnx'))).toThrow(changed);
+    expect(readdirSync(dir).filter((f) => f.startsWith('from-changed'))).toEqual([]);
+    await expect(createRuntime(m)).rejects.toThrow(changed);
+    // 2. Another file renamed over it, same size: the inode tells.
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), file);
+    m = openModel(file);
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), other);
+    renameSync(other, file);
+    expect(() => readTensor(big(), dir)).toThrow(/another file has replaced it/);
+    // 3. Opened again: the new file is the model's, and reads work.
+    m = openModel(file);
+    expect(readTensor(big(), dir).length).toBeGreaterThan(0);
+    // 4. The same for a loaded model's external-data file.
+    const ext = join(dir, 'changing-ext.onnx');
+    saveModel(loadModel(join(ROOT, 'fixtures/vgg11_w8.onnx')), ext, { overwrite: true, externalDataThreshold: 1024 });
+    const l = loadModel(ext);
+    const data = `${ext}.data`;
+    writeFileSync(data, Buffer.concat([readFileSync(data), Buffer.alloc(8)]));
+    expect(() => readTensor(l.proto.graph!.initializer.find(isExternal)!, dir)).toThrow(/changing-ext\.onnx\.data changed since the model was opened \(its size changed/);
+    for (const f of [file, ext, data]) rmSync(f);
   });
 });
 

@@ -13,6 +13,7 @@ import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto,
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
 import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
+import { checkUnchanged, recordFile } from './file-identity.js';
 import { copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, setExternal, sharePayload, tensorBytes, type ExternalSpan, type Gather } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
@@ -194,9 +195,21 @@ export function externalDataFiles(model: OnnxModel, name = model.path ?? '<model
   return files;
 }
 
+/**
+ * Throws ExternalDataError when a file the model reads its weights from has changed since the model
+ * was opened or loaded (for readers that do not go through this library, such as onnxruntime given
+ * a weightless copy of the model).
+ */
+export function checkWeightFilesUnchanged(model: OnnxModel): void {
+  for (const [file, tensors] of externalDataFiles(model)) checkUnchanged(file, statSync(file), model.path ?? '<model>', tensors[0].name);
+}
+
 function checkExternalData(model: OnnxModel, name: string): void {
   for (const [file, tensors] of externalDataFiles(model, name)) {
-    const size = statSync(file).size;
+    const st = statSync(file);
+    // Read later, by offset: remember the file as it is now (src/onnx/file-identity.ts).
+    recordFile(file, st);
+    const size = st.size;
     for (const t of tensors) {
       const offset = Number(t.externalData.find((e) => e.key === 'offset')?.value ?? '0');
       if (!Number.isSafeInteger(offset) || offset < 0) throw new ExternalDataError(name, t.name, `bad offset '${t.externalData.find((e) => e.key === 'offset')?.value}'`);

@@ -11,6 +11,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
 import { OnnxFormatError, UnsupportedIrVersionError } from './errors.js';
 import { setExternal } from './tensor.js';
+import { recordFile } from './file-identity.js';
 import { loadModel, SUPPORTED_IR_VERSIONS, type OnnxModel } from './io.js';
 
 export interface OpenOptions {
@@ -41,6 +42,8 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
   }
   try {
     const r = new FileWire(fd, path);
+    // The weights are read from this file later, by offset: remember it as it is now.
+    recordFile(real, fstatSync(fd));
     if (r.size === 0) throw new OnnxFormatError(path, 'the file is empty');
     const modelRest: Uint8Array[] = [];
     const graphRest: Uint8Array[] = [];

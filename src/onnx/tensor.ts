@@ -9,6 +9,7 @@ import { readSync, openSync, closeSync, fstatSync, constants as fsConstants } fr
 import { create, clearField } from '@bufbuild/protobuf';
 import { DataLocation, DataType, StringStringEntryProtoSchema, TensorProtoSchema, type TensorProto } from './proto.js';
 import { ExternalDataError, GraphError } from './errors.js';
+import { checkUnchanged } from './file-identity.js';
 import { LocationError, resolveInside } from './paths.js';
 
 export type TensorArray =
@@ -143,6 +144,7 @@ export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new ExternalDataError(modelFile, span.tensor, `${span.path} is not a regular file`);
+    checkUnchanged(span.path, st, modelFile, span.tensor);
     if (span.offset + span.length > st.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${st.size} bytes, needs ${span.offset + span.length}`);
     return fd;
   } catch (e) {

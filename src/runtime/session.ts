@@ -6,7 +6,7 @@
 import { basename, join } from 'node:path';
 import { TempFile } from '../onnx/files.js';
 import * as ort from 'onnxruntime-node';
-import { serializeModel, type OnnxModel } from '../onnx/io.js';
+import { checkWeightFilesUnchanged, serializeModel, type OnnxModel } from '../onnx/io.js';
 import { float16ToFloat32, float32ToFloat16, isExternal } from '../onnx/tensor.js';
 import { inlineSession, WorkerSession, type RuntimeSession } from './worker.js';
 
@@ -72,6 +72,8 @@ const warned = new Set<string>();
  */
 function weightlessFile(model: OnnxModel): TempFile | undefined {
   if (!model.baseDir || !model.proto.graph?.initializer.some(isExternal)) return undefined;
+  // onnxruntime reads the weights from those files by offset: they must be the ones opened.
+  checkWeightFilesUnchanged(model);
   let file: TempFile | undefined;
   try {
     const bytes = serializeModel(model, undefined, { keepExternal: true });
