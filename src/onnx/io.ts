@@ -241,13 +241,17 @@ export function serializeModel(model: OnnxModel, name = model.path ?? '<model>',
   if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, size);
   const out = new Uint8Array(size);
   let off = 0;
-  for (const c of chunks) {
-    if (c instanceof Uint8Array) out.set(c, off);
-    else if (isGather(c)) {
-      let at = off;
-      copyGather(c, () => undefined, (n) => out.subarray(at, (at += n)));
-    } else copySpan(c, name, (bytes, at) => out.set(bytes, off + at), (n) => out.subarray(off, off + n));
-    off += chunkLength(c);
+  try {
+    for (const c of chunks) {
+      if (c instanceof Uint8Array) out.set(c, off);
+      else if (isGather(c)) {
+        let at = off;
+        copyGather(c, () => undefined, (n) => out.subarray(at, (at += n)));
+      } else copySpan(c, name, (bytes, at) => out.set(bytes, off + at), (n) => out.subarray(off, off + n));
+      off += chunkLength(c);
+    }
+  } finally {
+    releaseCopyBuffers();
   }
   return out;
 }
