@@ -6,13 +6,14 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { mulberry32 } from '../src/data/split.js';
 import { cliBin, runCli } from './helpers/cli.js';
+import { Outputs } from '../src/cli/targets.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = cliBin;
@@ -69,6 +70,27 @@ describe('output targets are checked before any work', () => {
     expect(existsSync(join(tmp, 'a.onnx')) || existsSync(join(tmp, 'b.onnx'))).toBe(false);
   });
 
+  it('refuses, --force or not, external data or a report that would land on the input model or its data', () => {
+    // The input is named like the output's data file: --external-data would write over it.
+    const input = join(tmp, 'x.onnx.data');
+    writeFileSync(input, readFileSync(fixture));
+    for (const force of [[], ['--force']]) {
+      const r = run('prune', input, '-c', withBad, '-o', 'x.onnx', '--external-data', ...force);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toBe('fairprune: error: external data x.onnx.data would replace the input model; choose another --out');
+      expect(readFileSync(input).equals(readFileSync(fixture)), 'the input is untouched').toBe(true);
+      expect(existsSync(join(tmp, 'x.onnx'))).toBe(false);
+    }
+    // An input with its own external data (in.onnx + in.onnx.data), replaced with --force and
+    // --external-data: the new data file would be the one the input's weights are read from.
+    expect(run('prune', fixture, '-c', images, '-o', 'in.onnx', '--external-data').code).toBe(0);
+    const data = readFileSync(join(tmp, 'in.onnx.data'));
+    const r = run('prune', 'in.onnx', '-c', images, '-o', 'in.onnx', '--external-data', '--force');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('external data in.onnx.data would replace an external-data file the input model reads');
+    expect(readFileSync(join(tmp, 'in.onnx.data')).equals(data)).toBe(true);
+  });
+
   it('creates missing output and report folders, and removes them again when the run fails', () => {
     const ok = run('prune', fixture, '-c', images, '-o', 'new/models/x.onnx', '--report', 'new/report');
     expect(ok.stderr).not.toContain('error');
@@ -80,6 +102,30 @@ describe('output targets are checked before any work', () => {
     expect(bad.stderr).toContain('broken.jpg');
     expect(bad.stderr).not.toMatch(/\.tmp-\d+/);
     expect(existsSync(join(tmp, 'gone'))).toBe(false);
+  });
+});
+
+describe('Outputs.write on failure', () => {
+  it('removes the files the write created or replaced, and keeps one that was there and untouched', () => {
+    const dir = join(tmp, 'outputs-unit');
+    mkdirSync(dir);
+    const kept = join(dir, 'kept.data');
+    const replaced = join(dir, 'replaced.data');
+    const created = join(dir, 'created.data');
+    writeFileSync(kept, 'user');
+    writeFileSync(replaced, 'old');
+    const outputs = new Outputs([{ path: join(dir, 'm.onnx'), what: 'pruned model' }], [], true);
+    expect(() =>
+      outputs.write({ path: join(dir, 'm.onnx'), what: 'pruned model' }, () => {
+        writeFileSync(created, 'new');
+        writeFileSync(`${replaced}.tmp`, 'new');
+        renameSync(`${replaced}.tmp`, replaced);
+        throw new Error('disk full');
+      }, [kept, replaced, created]),
+    ).toThrow('cannot write pruned model');
+    expect(readFileSync(kept, 'utf8')).toBe('user');
+    expect(existsSync(replaced)).toBe(false);
+    expect(existsSync(created)).toBe(false);
   });
 });
 

@@ -28,6 +28,16 @@ export function writeFailure(e: unknown): string {
   return ((e as Error).message ?? String(e)).replace(/\S*\.tmp-\d+\S*/g, '(temp file)');
 }
 
+/** A file's device and inode, or undefined when there is none: which file a path names now. */
+function inode(p: string): string | undefined {
+  try {
+    const st = statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface OutputTarget {
   /** As the user gave it (or as the default was derived), for messages. */
   path: string;
@@ -100,13 +110,22 @@ export class Outputs {
     }
   }
 
-  /** Writes one target through `write`; a failure names the target and undoes this run's outputs. */
+  /**
+   * Writes one target through `write`; a failure names the target and undoes this run's outputs.
+   * Of `alsoWrites` (files the write may also produce), only those this write created or replaced
+   * are removed on failure: a file that was there before and is still the same file is not ours
+   * (it may be the user's, or the input itself).
+   */
   write(t: OutputTarget, write: () => void, alsoWrites: string[] = []): void {
+    const before = new Map(alsoWrites.map((p) => [p, inode(p)]));
     try {
       write();
       this.written.push(resolve(t.path), ...alsoWrites.map((p) => resolve(p)));
     } catch (e) {
-      for (const p of alsoWrites) if (existsSync(p) && !this.written.includes(resolve(p))) rmSync(p, { force: true });
+      for (const p of alsoWrites) {
+        const now = inode(p);
+        if (now !== undefined && now !== before.get(p) && !this.written.includes(resolve(p))) rmSync(p, { force: true });
+      }
       this.discard();
       if (e instanceof CliError) throw e;
       throw new CliError(`cannot write ${t.what} ${t.path}: ${writeFailure(e)}`);

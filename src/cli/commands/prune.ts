@@ -1,7 +1,7 @@
 /** `fairprune prune`: calibrate, prune, measure, write the pruned model and the report. */
 import { existsSync, realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { loadModel, saveModel } from '../../onnx/io.js';
+import { externalDataFiles, loadModel, saveModel } from '../../onnx/io.js';
 import { openModel } from '../../onnx/lazy.js';
 import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { HeadStatistic, Selection } from '../../calibration/index.js';
@@ -70,6 +70,15 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const modelTarget: OutputTarget = { path: out, what: 'pruned model' };
   const dataTarget: OutputTarget = { path: `${out}.data`, what: 'external data' };
   const files = o.report ? reportFiles(o.report) : undefined;
+  if (!o.dryRun) {
+    // No output may land on a file the input reads (itself, its external data), --force or not;
+    // only the model itself may replace the input, with --force (checked above).
+    const reads = new Set([real(modelPath), ...externalDataFiles(model).keys()]);
+    const others = [...(o.externalData ? [dataTarget] : []), ...(files ? [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }] : [])];
+    for (const t of others) {
+      if (reads.has(real(t.path))) throw new CliError(`${t.what} ${t.path} would replace ${real(t.path) === real(modelPath) ? 'the input model' : 'an external-data file the input model reads'}; choose another --out${t.what === 'report' ? ' or --report' : ''}`);
+    }
+  }
   const outputs = o.dryRun
     ? undefined
     : new Outputs(
