@@ -201,7 +201,16 @@ export function externalDataFiles(model: OnnxModel, name = model.path ?? '<model
  * a weightless copy of the model).
  */
 export function checkWeightFilesUnchanged(model: OnnxModel): void {
-  for (const [file, tensors] of externalDataFiles(model)) checkUnchanged(file, statSync(file), model.path ?? '<model>', tensors[0].name);
+  const name = model.path ?? '<model>';
+  for (const [file, tensors] of externalDataFiles(model)) {
+    let st: Stats;
+    try {
+      st = statSync(file);
+    } catch (e) {
+      throw new ExternalDataError(name, tensors[0].name, `${file} can no longer be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}) since the model was opened`);
+    }
+    checkUnchanged(file, st, name, tensors[0].name);
+  }
 }
 
 function checkExternalData(model: OnnxModel, name: string): void {
