@@ -245,6 +245,21 @@ describe('item 12: clear errors', () => {
     expect(() => GraphIndex.ofModel(m).topologicalOrder()).toThrow(/the graph has a cycle: 'first' \(Relu\) -> 'second' \(Relu\) -> 'third' \(Relu\) -> 'first' \(Relu\)/);
   });
 
+  it('topological order: a graph stored in order keeps it; one stored out of order gets the earliest ready node first', () => {
+    const chain = (order: number[]) => {
+      const b = new GraphBuilder(1);
+      // d0 <- input; d1 <- d0; d2 <- input; d3 <- d1 + d2
+      const all = [makeNode('Relu', ['input'], ['d0'], 'n0'), makeNode('Relu', ['d0'], ['d1'], 'n1'), makeNode('Relu', ['input'], ['d2'], 'n2'), makeNode('Add', ['d1', 'd2'], ['d3'], 'n3')];
+      b.nodes.push(...order.map((i) => all[i]));
+      return b.build({ name: 'input', shape: [1, 3] }, [{ name: 'd3', shape: [1, 3] }]);
+    };
+    const names = (m: ReturnType<typeof chain>) => GraphIndex.ofModel(m).topologicalOrder().map((n) => n.name);
+    expect(names(chain([0, 1, 2, 3]))).toEqual(['n0', 'n1', 'n2', 'n3']);
+    expect(names(chain([0, 2, 1, 3]))).toEqual(['n0', 'n2', 'n1', 'n3']);
+    // Out of order: n1 before its producer n0, n3 first.
+    expect(names(chain([3, 1, 2, 0]))).toEqual(['n2', 'n0', 'n1', 'n3']);
+  });
+
   it('a folder, a symlink loop or a FIFO named x.jpg is not read as an image', async () => {
     const dir = join(tmp, 'odd');
     mkdirSync(join(dir, 'folder.jpg'), { recursive: true });

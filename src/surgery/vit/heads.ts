@@ -85,8 +85,9 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPla
       record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides).map((n) => n.name);
     }
   }
-  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
+  // Sorted first (added nodes sit at the end): dead-code removal then finds the graph in order.
   sortGraph(out.proto.graph!);
+  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
   return { model: out, records };
 }
 
