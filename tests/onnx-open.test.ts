@@ -175,9 +175,12 @@ describe('a weight file changed after the model was opened', () => {
     copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), other);
     renameSync(other, file);
     expect(() => readTensor(big(), dir)).toThrow(/another file has replaced it/);
-    // 3. Opened again: the new file is the model's, and reads work.
+    // 3. Opened again: the new file is the model's, and reads work; saving over it is refused
+    // (the save would replace the file its weights are read from), --overwrite or not.
     m = openModel(file);
     expect(readTensor(big(), dir).length).toBeGreaterThan(0);
+    expect(() => saveModel(m, file, { overwrite: true })).toThrow(/is a file the model being saved reads its weights from \(an external-data file, or its own input when opened with openModel/);
+    expect(() => saveModel(loadModel(file), file, { overwrite: true })).not.toThrow();
     // 4. The same for a loaded model's external-data file.
     const ext = join(dir, 'changing-ext.onnx');
     saveModel(loadModel(join(ROOT, 'fixtures/vgg11_w8.onnx')), ext, { overwrite: true, externalDataThreshold: 1024 });

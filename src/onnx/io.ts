@@ -321,7 +321,12 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
   const real = (p: string) => (existsSync(p) ? realpathSync(p) : join(existsSync(dirname(p)) ? realpathSync(dirname(p)) : dirname(p), basename(p)));
   if (existsSync(target)) {
     if (statSync(target).isDirectory()) throw new OutputPathError(path, 'is a folder');
-    if (reads.has(real(target))) throw new OutputPathError(path, 'is an external-data file the model being saved reads its weights from');
+    if (reads.has(real(target))) {
+      throw new OutputPathError(
+        path,
+        'is a file the model being saved reads its weights from (an external-data file, or its own input when opened with openModel, which leaves the weights there); save to another path, or load the model whole with loadModel to replace its input',
+      );
+    }
     if (!overwrite) {
       const same = model.path && existsSync(model.path) && realpathSync(model.path) === realpathSync(target);
       throw new OutputExistsError(path, same ? "is the model's own input file" : 'already exists');
