@@ -3,7 +3,7 @@
  * log that a second run resumes to the same log.
  */
 import { describe, it, expect, vi } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,13 @@ describe.skipIf(!haveData)('fairprune search', () => {
       // Second run: resumes the log (same seed) and writes the same log again.
       expect(await main([...argv, '--force'])).toBe(0);
       expect(readFileSync(log, 'utf8')).toBe(first);
+      // The chosen model may replace the input itself with --force (the input is then read whole
+      // first: opened lazily, its weights would be read from the file the save renames over).
+      const input = join(dir, 'input.onnx');
+      copyFileSync(join(root, 'fixtures/vit_timm_tiny.onnx'), input);
+      const replace = ['node', 'fairprune', '--json', 'search', input, '-d', `csv:${csv}`, '-n', '4', '--seed', '3', '-o', input, '--force'];
+      expect(await main(replace)).toBe(0);
+      expect(readFileSync(input).equals(readFileSync(out))).toBe(true);
     } finally {
       spy.mockRestore();
     }

@@ -1,7 +1,8 @@
 /** `fairprune search`: REINFORCE search over SkewPrune configurations; writes the chosen model. */
-import { existsSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { loadModel, saveModel } from '../../onnx/io.js';
+import { openModel } from '../../onnx/lazy.js';
 import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { datasetFromSpec } from '../datasets.js';
@@ -36,7 +37,10 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
   const modelTarget = { path: out, what: 'chosen model' };
   // The search decodes validation images channels first (CandidateEvaluator); it has no NHWC path.
   if (o.layout === 'nhwc') throw new CliError('--layout nhwc: search evaluates candidates on channels-first (NCHW) tensors only; prune, eval and sweep take NHWC models');
-  const model = loadModel(modelPath);
+  // Opened, not read whole (every session reads the weights from the file), unless the chosen model
+  // replaces the input (--force): the save renames over the file the weights would be read from.
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const model = real(out) === real(modelPath) ? loadModel(modelPath) : openModel(modelPath);
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
   const data = datasetFromSpec(o.data, g.dataRoot);
