@@ -5,7 +5,7 @@
  * is recorded in the report; search refuses --layout nhwc (its evaluator is channels-first only).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportValidator } from './helpers/report-validator.js';
@@ -110,6 +110,15 @@ describe.skipIf(!existsSync(fixture))('search --skip-unreadable, preprocessing f
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('fairprune: error: --layout nhwc: search evaluates candidates on channels-first (NCHW) tensors only; prune, eval and sweep take NHWC models');
     expect(existsSync(join(tmp, 'nhwc.onnx'))).toBe(false);
+  });
+  it('refuses, --force or not, a report that would replace the input model, before any work', () => {
+    mkdirSync(join(tmp, 'rep-in'));
+    const input = join(tmp, 'rep-in', 'report.json');
+    copyFileSync(fixture, input);
+    const r = run('search', input, '-d', `csv:${splitCsv}`, '-n', '2', '--no-random', '-b', '6', '-o', join(tmp, 'rep-in.onnx'), '--report', join(tmp, 'rep-in'), '--force');
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`fairprune: error: report ${input} would replace the input model; choose another --report`);
+    expect(readFileSync(input).equals(readFileSync(fixture))).toBe(true);
   });
   it('fails on the broken train image without --skip-unreadable, and leaves no model', () => {
     const r = run(...args('fail.onnx'));

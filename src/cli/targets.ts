@@ -3,7 +3,8 @@
  * failure when this run created them), existing files refused without --force, each folder probed
  * for writing. Errors name the path the user gave, never a temp name.
  */
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, realpathSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { externalDataFiles, type OnnxModel } from '../onnx/io.js';
 import { dirname, resolve } from 'node:path';
 import { CliError } from './errors.js';
 import { onInterrupt } from './interrupt.js';
@@ -43,6 +44,25 @@ export interface OutputTarget {
   path: string;
   /** What it is, for messages: 'pruned model', 'external data', 'report'. */
   what: string;
+}
+
+/** A path as the file system resolves it: the real path when it exists. */
+export function realPath(p: string): string {
+  return existsSync(p) ? realpathSync(p) : resolve(p);
+}
+
+/**
+ * Refuses, before any work and `--force` or not, a target that would land on a file the input model
+ * reads: the model file itself or one of its external-data files (a lazily opened model reads its
+ * weights from them until the outputs are written). `hint` says which option to change.
+ */
+export function refuseOutputsOnInput(model: OnnxModel, modelPath: string, targets: OutputTarget[], hint: string): void {
+  const input = realPath(modelPath);
+  const reads = new Set([input, ...externalDataFiles(model).keys()]);
+  for (const t of targets) {
+    const at = realPath(t.path);
+    if (reads.has(at)) throw new CliError(`${t.what} ${t.path} would replace ${at === input ? 'the input model' : 'an external-data file the input model reads'}; ${hint}`);
+  }
 }
 
 export class Outputs {

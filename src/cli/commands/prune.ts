@@ -1,7 +1,7 @@
 /** `fairprune prune`: calibrate, prune, measure, write the pruned model and the report. */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { externalDataFiles, loadModel, saveModel } from '../../onnx/io.js';
+import { loadModel, saveModel } from '../../onnx/io.js';
 import { openModel } from '../../onnx/lazy.js';
 import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { HeadStatistic, Selection } from '../../calibration/index.js';
@@ -16,7 +16,7 @@ import { defaultOutput, reportFiles, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
-import { Outputs, type OutputTarget } from '../targets.js';
+import { Outputs, realPath, refuseOutputsOnInput, type OutputTarget } from '../targets.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
 export interface PruneOptions extends PreprocessFlags {
@@ -58,8 +58,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   // Opened, not read whole: calibration, surgery, evaluation and the save read the weights from the
   // file, so memory holds one copy (onnxruntime's), not three. Replacing the input itself (--force)
   // needs them in memory: the save renames the new file over the one they would be read from.
-  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
-  const model = !o.dryRun && real(out) === real(modelPath) ? loadModel(modelPath) : openModel(modelPath);
+  const model = !o.dryRun && realPath(out) === realPath(modelPath) ? loadModel(modelPath) : openModel(modelPath);
   // Warnings wait until the outputs are checked: a refused output is then the only line.
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
@@ -70,15 +69,9 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const modelTarget: OutputTarget = { path: out, what: 'pruned model' };
   const dataTarget: OutputTarget = { path: `${out}.data`, what: 'external data' };
   const files = o.report ? reportFiles(o.report) : undefined;
-  if (!o.dryRun) {
-    // No output may land on a file the input reads (itself, its external data), --force or not;
-    // only the model itself may replace the input, with --force (checked above).
-    const reads = new Set([real(modelPath), ...externalDataFiles(model).keys()]);
-    const others = [...(o.externalData ? [dataTarget] : []), ...(files ? [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }] : [])];
-    for (const t of others) {
-      if (reads.has(real(t.path))) throw new CliError(`${t.what} ${t.path} would replace ${real(t.path) === real(modelPath) ? 'the input model' : 'an external-data file the input model reads'}; choose another --out${t.what === 'report' ? ' or --report' : ''}`);
-    }
-  }
+  // Only the model itself may replace the input, with --force (checked above).
+  if (!o.dryRun && o.externalData) refuseOutputsOnInput(model, modelPath, [dataTarget], 'choose another --out');
+  if (!o.dryRun && files) refuseOutputsOnInput(model, modelPath, [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }], 'choose another --report');
   const outputs = o.dryRun
     ? undefined
     : new Outputs(
