@@ -4,8 +4,8 @@
  * for writing. Errors name the path the user gave, never a temp name.
  */
 import { closeSync, existsSync, mkdirSync, openSync, realpathSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
-import { externalDataFiles, type OnnxModel } from '../onnx/io.js';
 import { dirname, resolve } from 'node:path';
+import { externalDataFiles, type OnnxModel } from '../onnx/io.js';
 import { CliError } from './errors.js';
 import { onInterrupt } from './interrupt.js';
 
