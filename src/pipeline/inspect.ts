@@ -4,7 +4,8 @@
  * part that does not apply says why instead of failing the whole description.
  */
 import { unfeedableInputMessage, unfeedableInputs } from '../onnx/inputs.js';
-import { loadModel, type OnnxModel } from '../onnx/io.js';
+import type { OnnxModel } from '../onnx/io.js';
+import { openModel } from '../onnx/lazy.js';
 import { GraphIndex, type Dim } from '../onnx/graph.js';
 import { discoverTaps, opTypeCounts } from '../calibration/index.js';
 import { findAttentionBlocks } from '../surgery/vit/index.js';
@@ -42,7 +43,8 @@ export async function describeModel(
   /** The input shape for the cost probe where the graph leaves dims symbolic (dynamic H/W). */
   inputShape?: number[],
 ): Promise<ModelDescription> {
-  const model = typeof input === 'string' ? loadModel(input) : input;
+  // A path is opened, not read whole: the cost probe's session reads the weights from the file.
+  const model = typeof input === 'string' ? openModel(input) : input;
   const graph = model.proto.graph!;
   const index = GraphIndex.ofModel(model);
   let taps: ModelDescription['taps'] = [];
