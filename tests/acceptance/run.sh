@@ -46,6 +46,7 @@ step "fairprune inspect vit" "$bin" inspect "$pkg/models/vit_tiny_pad.onnx"
 step "fairprune prune vgg11" "$bin" prune "$pkg/models/vgg11_pad.onnx" -c images -o vgg.pruned.onnx --report rep -b 8
 step "fairprune prune vit (default pattern, no --scope)" "$bin" prune "$pkg/models/vit_tiny_pad.onnx" -c images -o vit.pruned.onnx -b 8
 step "fairprune inspect pruned" "$bin" inspect vgg.pruned.onnx
+step "fairprune eval original vs pruned (PAD-UFES-20 test split)" "$bin" eval "$pkg/models/vgg11_pad.onnx" vgg.pruned.onnx -d pad-ufes-20:test --data-root "$data" --resamples 100
 test -s rep/report.json && test -s rep/report.html
 
 cat > esm.mjs <<'JS'
