@@ -6,7 +6,10 @@
  * oracles.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, symlinkSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { Dataset } from '../src/data/dataset.js';
+import { evaluate } from '../src/eval/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
@@ -189,6 +192,27 @@ describe('a weight file changed after the model was opened', () => {
     writeFileSync(data, Buffer.concat([readFileSync(data), Buffer.alloc(8)]));
     expect(() => readTensor(l.proto.graph!.initializer.find(isExternal)!, dir)).toThrow(/changing-ext\.onnx\.data changed since the model was opened \(its size changed/);
     for (const f of [file, ext, data]) rmSync(f);
+  });
+
+  it('changed while calibration or evaluation runs on it: the results are refused', async () => {
+    const file = join(dir, 'touched.onnx');
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), file);
+    const touch = () => utimesSync(file, new Date(), new Date(Date.now() + 60_000));
+    const x = Float32Array.from({ length: 4 * 3 * 32 * 32 }, (_, i) => Math.sin(i));
+    await expect(calibrateTensors(openModel(file), x, [4, 3, 32, 32], { batchSize: 2, onProgress: touch })).rejects.toThrow(/touched\.onnx changed since the model was opened \(it was modified\)/);
+    const imgDir = join(dir, 'touched-images');
+    mkdirSync(imgDir, { recursive: true });
+    const items = [];
+    for (let i = 0; i < 4; i++) {
+      const f = join(imgDir, `i${i}.png`);
+      await sharp(Buffer.alloc(32 * 32 * 3, 30 * i), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(f);
+      items.push({ image: f, label: i % 6, group: 'light' });
+    }
+    const data = new Dataset(['A', 'B', 'C', 'D', 'E', 'F'], items, 'generated');
+    await expect(evaluate(openModel(file), data, { bootstrap: false, batchSize: 2, onProgress: touch })).rejects.toThrow(/changed since the model was opened/);
+    // Untouched: the same calls succeed.
+    expect((await evaluate(openModel(file), data, { bootstrap: false, batchSize: 2 })).metrics.n).toBe(4);
+    rmSync(file);
   });
 });
 

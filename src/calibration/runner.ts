@@ -3,7 +3,7 @@
  * stream through onnxruntime batch by batch, and each batch's tap maps are reduced at once to
  * per-image, per-unit skewness. Only units x images numbers are kept, never the maps.
  */
-import { GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
+import { checkWeightFilesUnchanged, GraphIndex, GraphError, openModel, withGraphOutputs, type OnnxModel } from '../onnx/index.js';
 import { checkFeedableInputs } from '../onnx/inputs.js';
 import { createRuntime, runBatch, type ExecutionProvider, type ort, type RuntimeOptions } from '../runtime/session.js';
 import { imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
@@ -410,6 +410,8 @@ async function runCalibration(
       if (!decoded) break;
       previous = current;
     }
+    // onnxruntime maps the weights of a file-held model; a file changed during the run gave other ones.
+    checkWeightFilesUnchanged(m);
     if (!measured.length) throw new Error(`no calibration image could be read (${skipped.length} skipped; first: ${skipped[0]?.image}: ${skipped[0]?.reason})`);
 
     t0 = performance.now();

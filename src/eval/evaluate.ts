@@ -4,7 +4,7 @@
  * intervals. `evaluatePair` runs two models on the same images in one pass (each image decoded
  * once per distinct preprocessing recipe) and adds paired-bootstrap intervals of the differences.
  */
-import { checkFeedableInputs, GraphIndex, openModel, type OnnxModel } from '../onnx/index.js';
+import { checkFeedableInputs, checkWeightFilesUnchanged, GraphIndex, openModel, type OnnxModel } from '../onnx/index.js';
 import { createRuntime, runBatch, type ExecutionProvider, type Runtime } from '../runtime/session.js';
 import { CLASSES_METADATA_KEY, imageDims, loadImageCHW, type Preprocess } from '../data/preprocess.js';
 import { preprocessFor } from '../calibration/source.js';
@@ -214,6 +214,8 @@ async function runAll(models: Prepared[], dataset: Dataset, options: EvaluateOpt
     options.onProgress?.({ done: start + count, total: n });
   }
   if (skipped.size === n) throw new DatasetError(`${dataset.name}: none of its ${n} images could be read (first: ${dataset.items[0].image}: ${skipped.get(0)})`);
+  // onnxruntime maps the weights of a file-held model; a file changed during the run gave other ones.
+  for (const p of models) checkWeightFilesUnchanged(p.model);
   return { scores, skipped };
 }
 
