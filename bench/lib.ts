@@ -2,7 +2,7 @@
  * Shared bench helpers: full-size models generated on demand (never committed), timing, and
  * peak memory measured in a child process so the parent's own memory does not count.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { OnnxModel } from '../src/onnx/io.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { discoverTaps } from '../src/calibration/index.js';
-import { findAttentionBlocks } from '../src/surgery/vit/index.js';
+import { findAttentionBlocks, type AttentionBlock } from '../src/surgery/vit/index.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -119,16 +119,42 @@ export function vggBenchKeeps(model: OnnxModel): KeepSet[] {
 }
 
 /** The surgery benches' ViT keep sets: patch channels c % 4 != 3, in block b heads (h + b) % 3 != 0. */
-export function vitBenchKeeps(model: OnnxModel): { patchKeep: KeepSet; headKeeps: KeepSet[] } {
+export function vitBenchKeeps(model: OnnxModel): { patchKeep: KeepSet; headKeeps: KeepSet[]; blocks: AttentionBlock[] } {
   const graph = model.proto.graph!;
   const conv = graph.node.find((n) => n.opType === 'Conv')!;
   const d = Number(graph.initializer.find((t) => t.name === conv.input[1])!.dims[0]);
   const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
-  const headKeeps: KeepSet[] = findAttentionBlocks(model).map((b, i) => ({
+  const blocks = findAttentionBlocks(model);
+  const headKeeps: KeepSet[] = blocks.map((b, i) => ({
     tap: b.id,
     kind: 'heads',
     total: b.numHeads,
     keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => (h + i) % 3 !== 0),
   }));
-  return { patchKeep, headKeeps };
+  return { patchKeep, headKeeps, blocks };
+}
+
+/**
+ * The floor of file-to-file surgery: the durable work any load + save must do on the input's bytes.
+ * Reads `src` and writes it (4 MiB pieces) to a temp file beside `out`, fsyncs, renames it over
+ * `out`. Returns each step's time in ms.
+ */
+export function copyFloor(src: string, out: string): { 'read+write': number; fsync: number; rename: number } {
+  const tmp = `${out}.tmp-${process.pid}`;
+  const from = openSync(src, 'r');
+  const to = openSync(tmp, 'w');
+  let t = nowMs();
+  const buf = new Uint8Array(4 << 20);
+  for (let n; (n = readSync(from, buf, 0, buf.byteLength, null)) > 0; ) {
+    for (let done = 0; done < n; ) done += writeSync(to, buf, done, n - done);
+  }
+  const readWrite = nowMs() - t;
+  t = nowMs();
+  fsyncSync(to);
+  const fsync = nowMs() - t;
+  closeSync(to);
+  closeSync(from);
+  t = nowMs();
+  renameSync(tmp, out);
+  return { 'read+write': readWrite, fsync, rename: nowMs() - t };
 }

@@ -13,7 +13,7 @@
  *
  *   npx tsx bench/surgery-phases.ts [--models vgg11,vit_b_16] [--rounds 5]
  */
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -24,7 +24,7 @@ import { pruneFilters } from '../src/surgery/index.js';
 import { pruneVit } from '../src/surgery/vit/index.js';
 import type { OnnxModel } from '../src/onnx/io.js';
 import type { KeepSet } from '../src/core/keep.js';
-import { fullModel, load1, median, nowMs, vggBenchKeeps, vitBenchKeeps } from './lib.js';
+import { copyFloor, fullModel, load1, median, nowMs, vggBenchKeeps, vitBenchKeeps } from './lib.js';
 
 const { values: args } = parseArgs({ options: { models: { type: 'string', default: 'vgg11,vit_b_16' }, rounds: { type: 'string', default: '5' }, child: { type: 'string' } } });
 const rounds = Number(args.rounds);
@@ -48,24 +48,6 @@ function surgery(src: string, out: string, prune: (m: OnnxModel) => OnnxModel): 
   return p;
 }
 
-function floor(src: string, out: string): Phases {
-  const p: Phases = {};
-  const tmp = `${out}.tmp-${process.pid}`;
-  const from = openSync(src, 'r');
-  const to = openSync(tmp, 'w');
-  timed(p, 'read+write', () => {
-    const buf = new Uint8Array(4 << 20);
-    for (let n; (n = readSync(from, buf, 0, buf.byteLength, null)) > 0; ) {
-      for (let done = 0; done < n; ) done += writeSync(to, buf, done, n - done);
-    }
-  });
-  timed(p, 'fsync', () => fsyncSync(to));
-  closeSync(to);
-  closeSync(from);
-  timed(p, 'rename', () => renameSync(tmp, out));
-  return p;
-}
-
 const total = (p: Phases) => Object.values(p).reduce((a, b) => a + b, 0);
 const show = (p: Phases) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
 
@@ -80,7 +62,7 @@ function child(name: string, src: string, keepsFile: string): void {
   for (let r = 0; r < rounds; r++) {
     for (const side of r % 2 === 0 ? ['surgery', 'floor'] : ['floor', 'surgery']) {
       if (side === 'surgery') ours.push(surgery(src, join(dirname(keepsFile), `${name}-pruned.onnx`), prune));
-      else floors.push(floor(src, join(dirname(keepsFile), `${name}-floor.onnx`)));
+      else floors.push(copyFloor(src, join(dirname(keepsFile), `${name}-floor.onnx`)));
     }
     console.log(`  round ${r + 1}: surgery ${total(ours[r]).toFixed(0)} (${show(ours[r])}); floor ${total(floors[r]).toFixed(0)} (${show(floors[r])}); load ${load1().toFixed(2)}`);
   }

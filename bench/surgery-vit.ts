@@ -14,12 +14,11 @@
  */
 import { GraphIndex, loadModel } from '../src/onnx/index.js';
 import type { OnnxModel } from '../src/onnx/io.js';
-import type { KeepSet } from '../src/core/keep.js';
 import { createRuntime, runBatch, type Runtime } from '../src/runtime/session.js';
 import { graphCost, type GraphCost } from '../src/metrics/cost.js';
-import { findAttentionBlocks, pruneVit, type VitPruneResult } from '../src/surgery/vit/index.js';
+import { pruneVit, type VitPruneResult } from '../src/surgery/vit/index.js';
 import { maskHeads, relativeMaxDiff, zeroPatchFilters, logits, withDistinctNonZeroBiases } from '../tests/helpers/oracle-vit.js';
-import { fullModel, median, nowMs } from './lib.js';
+import { fullModel, median, nowMs, vitBenchKeeps } from './lib.js';
 
 const path = process.argv[2] ?? fullModel('vit_b_16');
 const runs = Number(process.env.RUNS ?? 5);
@@ -29,11 +28,8 @@ const batches = (process.env.BATCHES ?? '1,16').split(',').map(Number);
 // would be equal and the oracle check vacuous. Seeded values replace all-zero tensors.
 const original = withDistinctNonZeroBiases(loadModel(path));
 const index = GraphIndex.ofModel(original);
-const conv = index.graph.node.find((n) => n.opType === 'Conv')!;
-const d = Number(index.initializers.get(conv.input[1])!.dims[0]);
-const patchKeep: KeepSet = { tap: conv.output[0], kind: 'patch', total: d, keep: Array.from({ length: d }, (_, c) => c).filter((c) => c % 4 !== 3) };
-const blocks = findAttentionBlocks(original);
-const headKeeps: KeepSet[] = blocks.map((b, i) => ({ tap: b.id, kind: 'heads', total: b.numHeads, keep: Array.from({ length: b.numHeads }, (_, h) => h).filter((h) => (h + i) % 3 !== 0) }));
+const { patchKeep, headKeeps, blocks } = vitBenchKeeps(original);
+const d = patchKeep.total;
 console.log(`model ${path}: ${blocks.length} attention blocks (${blocks[0]?.layout}, ${blocks[0]?.numHeads} heads of ${blocks[0]?.headDim}), patch width ${d}`);
 
 const shape1 = [1, ...index.shapeOf(index.dataInputs()[0].name)!.slice(1).map(Number)];

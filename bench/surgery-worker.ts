@@ -8,26 +8,16 @@
  *
  *   tsx bench/surgery-worker.ts MODE input output [keeps.json] [scope|pattern]
  */
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { pruneFiltersToFile } from '../src/surgery/index.js';
 import { pruneVitToFile } from '../src/surgery/vit/index.js';
 import type { KeepSet } from '../src/core/keep.js';
-import { nowMs, peakRssBytes } from './lib.js';
+import { copyFloor, nowMs, peakRssBytes } from './lib.js';
 
 const [mode, input, output, keepsFile, option] = process.argv.slice(2);
 const t0 = nowMs();
 if (mode === 'floor') {
-  const tmp = `${output}.tmp-${process.pid}`;
-  const src = openSync(input, 'r');
-  const dst = openSync(tmp, 'w');
-  const buf = new Uint8Array(4 << 20);
-  for (let n; (n = readSync(src, buf, 0, buf.byteLength, null)) > 0; ) {
-    for (let done = 0; done < n; ) done += writeSync(dst, buf, done, n - done);
-  }
-  fsyncSync(dst);
-  closeSync(dst);
-  closeSync(src);
-  renameSync(tmp, output);
+  copyFloor(input, output);
 } else if (mode === 'prune') {
   const keepSets = JSON.parse(readFileSync(keepsFile, 'utf8')) as KeepSet[];
   pruneFiltersToFile(input, output, keepSets, { scope: (option as 'block' | 'last') ?? 'block', overwrite: true });
