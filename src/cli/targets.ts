@@ -5,7 +5,8 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, realpathSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { externalDataFiles, type OnnxModel } from '../onnx/io.js';
+import { externalDataFiles, loadModel, type OnnxModel } from '../onnx/io.js';
+import { openModel } from '../onnx/lazy.js';
 import { CliError } from './errors.js';
 import { onInterrupt } from './interrupt.js';
 
@@ -44,6 +45,15 @@ export interface OutputTarget {
   path: string;
   /** What it is, for messages: 'pruned model', 'external data', 'report'. */
   what: string;
+}
+
+/**
+ * A command's input model. Opened, not read whole: sessions, surgery and the save read the weights
+ * from the file, so memory holds onnxruntime's copy only. Read whole when `out` (the model the
+ * command writes) replaces it: the save renames the new file over the one they would be read from.
+ */
+export function openInput(modelPath: string, out?: string): OnnxModel {
+  return out !== undefined && realPath(out) === realPath(modelPath) ? loadModel(modelPath) : openModel(modelPath);
 }
 
 /** A path as the file system resolves it: the real path when it exists. */

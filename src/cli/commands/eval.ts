@@ -1,6 +1,5 @@
 /** `fairprune eval`: metrics of one model, or of two on the same images with paired intervals. */
 import { basename } from 'node:path';
-import { openModel } from '../../onnx/lazy.js';
 import { evaluate, evaluatePair } from '../../eval/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { makeReport } from '../../report/envelope.js';
@@ -9,7 +8,7 @@ import { datasetFromSpec } from '../datasets.js';
 import type { GlobalOptions } from '../options.js';
 import { reportFiles, writeReport } from '../output.js';
 import { progressBars } from '../progress.js';
-import { Outputs } from '../targets.js';
+import { Outputs, openInput } from '../targets.js';
 import { formatEvaluation } from '../tables.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
@@ -39,8 +38,7 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
   const outputs = files
     ? new Outputs([{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }], [{ path: o.report!, what: 'report folder' }], !!o.force)
     : undefined;
-  // Opened, not read whole: the session reads the weights from the file (no second copy in memory).
-  const ma = openModel(a);
+  const ma = openInput(a);
   const { preprocess } = resolvePreprocess(ma, o, (m) => console.error(`fairprune: warning: ${m}`));
   const options = {
     ...(preprocess ? { preprocess } : {}),
@@ -54,7 +52,7 @@ export async function evalCommand(a: string, b: string | undefined, o: EvalOptio
   };
   let result;
   try {
-    result = b ? await evaluatePair(ma, openModel(b), data, options) : await evaluate(ma, data, options);
+    result = b ? await evaluatePair(ma, openInput(b), data, options) : await evaluate(ma, data, options);
   } catch (e) {
     outputs?.discard();
     throw e;

@@ -1,8 +1,7 @@
 /** `fairprune prune`: calibrate, prune, measure, write the pruned model and the report. */
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { loadModel, saveModel } from '../../onnx/io.js';
-import { openModel } from '../../onnx/lazy.js';
+import { saveModel } from '../../onnx/io.js';
 import { skewPrune, type PrunePattern } from '../../pipeline/skewprune.js';
 import type { HeadStatistic, Selection } from '../../calibration/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
@@ -16,7 +15,7 @@ import { defaultOutput, reportFiles, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { progressBars } from '../progress.js';
 import { formatReport } from '../tables.js';
-import { Outputs, realPath, refuseOutputsOnInput, type OutputTarget } from '../targets.js';
+import { Outputs, openInput, refuseOutputsOnInput, type OutputTarget } from '../targets.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
 export interface PruneOptions extends PreprocessFlags {
@@ -55,10 +54,7 @@ export async function prune(modelPath: string, o: PruneOptions, g: GlobalOptions
   const warn = (m: string) => console.error(`fairprune: warning: ${m}`);
   const out = o.out ?? defaultOutput(modelPath);
   if (!o.dryRun && resolve(out) === resolve(modelPath) && !o.force) throw new CliError(`${out} is the input model; choose another --out or pass --force`);
-  // Opened, not read whole: calibration, surgery, evaluation and the save read the weights from the
-  // file, so memory holds one copy (onnxruntime's), not three. Replacing the input itself (--force)
-  // needs them in memory: the save renames the new file over the one they would be read from.
-  const model = !o.dryRun && realPath(out) === realPath(modelPath) ? loadModel(modelPath) : openModel(modelPath);
+  const model = openInput(modelPath, o.dryRun ? undefined : out);
   // Warnings wait until the outputs are checked: a refused output is then the only line.
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));

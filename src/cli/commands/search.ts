@@ -1,8 +1,7 @@
 /** `fairprune search`: REINFORCE search over SkewPrune configurations; writes the chosen model. */
 import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { loadModel, saveModel } from '../../onnx/io.js';
-import { openModel } from '../../onnx/lazy.js';
+import { saveModel } from '../../onnx/io.js';
 import { skewSearch, type SearchLog, type SearchSpace } from '../../search/index.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { datasetFromSpec } from '../datasets.js';
@@ -10,7 +9,7 @@ import { CliError, resumeError } from '../errors.js';
 import type { GlobalOptions } from '../options.js';
 import { defaultOutput, readJson, reportFiles, writeAtomic, writeReport } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
-import { Outputs, realPath, refuseOutputsOnInput } from '../targets.js';
+import { Outputs, openInput, refuseOutputsOnInput } from '../targets.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
 
 export interface SearchOptions extends PreprocessFlags {
@@ -37,9 +36,7 @@ export async function search(modelPath: string, o: SearchOptions, g: GlobalOptio
   const modelTarget = { path: out, what: 'chosen model' };
   // The search decodes validation images channels first (CandidateEvaluator); it has no NHWC path.
   if (o.layout === 'nhwc') throw new CliError('--layout nhwc: search evaluates candidates on channels-first (NCHW) tensors only; prune, eval and sweep take NHWC models');
-  // Opened, not read whole (every session reads the weights from the file), unless the chosen model
-  // replaces the input (--force): the save renames over the file the weights would be read from.
-  const model = realPath(out) === realPath(modelPath) ? loadModel(modelPath) : openModel(modelPath);
+  const model = openInput(modelPath, out);
   if (files) refuseOutputsOnInput(model, modelPath, [{ path: files.json, what: 'report' }, { path: files.html, what: 'report' }], 'choose another --report');
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));

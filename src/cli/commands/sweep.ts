@@ -1,7 +1,6 @@
 /** `fairprune sweep`: budgets x selections on a labelled split, every pruned model on the same images. */
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { openModel } from '../../onnx/lazy.js';
 import { skewSweep, type SweepLog, type SweepRule } from '../../pipeline/sweep.js';
 import { renderSweepHtml } from '../../report/sweep.js';
 import type { HeadStatistic, Selection } from '../../calibration/index.js';
@@ -15,7 +14,7 @@ import type { GlobalOptions } from '../options.js';
 import { readJson, writeAtomic } from '../output.js';
 import { makeReport } from '../../report/envelope.js';
 import { resolvePreprocess, type PreprocessFlags } from '../preprocess-options.js';
-import { Outputs } from '../targets.js';
+import { Outputs, openInput } from '../targets.js';
 
 export interface SweepOptions extends PreprocessFlags {
   calibration: string;
@@ -44,9 +43,7 @@ export async function sweep(modelPath: string, o: SweepOptions, g: GlobalOptions
   for (const s of o.selections) if (!['skew', 'random', 'l1'].includes(s)) throw new CliError(`--selections: unknown selection '${s}' (skew, random, l1)`);
   const files = o.report ? { json: join(o.report, 'sweep.json'), html: join(o.report, 'sweep.html') } : undefined;
   const resume = o.log && existsSync(o.log) ? (readJson(o.log, 'sweep log') as SweepLog) : undefined;
-  // Opened, not read whole: every session (calibration, each pruned model's evaluation) reads the
-  // weights from the file, and pruned copies hold only their sliced runs (sweep writes no model).
-  const model = openModel(modelPath);
+  const model = openInput(modelPath); // sweep writes no model
   const warnings: string[] = [];
   const pre = resolvePreprocess(model, o, (m) => warnings.push(m));
   // Every output target checked (folders created) before any work; the log may exist (it is resumed).
