@@ -4,13 +4,12 @@
  * keeps the weight inputs, with their new shapes, when asked.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import sharp from 'sharp';
 import { loadModel } from '../src/onnx/index.js';
-import { mulberry32 } from '../src/data/split.js';
+import { writeRandomPngs } from './helpers/images.js';
 
 const bin = join(process.cwd(), 'dist', 'cli', 'main.js');
 const model = join(process.cwd(), 'fixtures', 'matrix', 'vgg11_op9_dyn_kiai.onnx');
@@ -20,13 +19,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe.skipIf(!existsSync(bin))('prune --keep-initializer-inputs', () => {
   it('drops the inputs that shadow initializers by default and keeps them, reshaped, with the flag', async () => {
     const images = join(tmp, 'images');
-    mkdirSync(images);
-    const rand = mulberry32(3);
-    for (let i = 0; i < 4; i++) {
-      const px = Buffer.alloc(40 * 40 * 3);
-      for (let k = 0; k < px.length; k++) px[k] = Math.floor(rand() * 256);
-      await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(join(images, `img${i}.png`));
-    }
+    await writeRandomPngs(images, 4, 3);
     const run = (out: string, ...flags: string[]) => spawnSync(process.execPath, [bin, 'prune', model, '-c', images, '--ratio', '0.5', '-o', out, ...flags], { encoding: 'utf8' });
     const [a, b] = [join(tmp, 'default.onnx'), join(tmp, 'kept.onnx')];
     for (const r of [run(a), run(b, '--keep-initializer-inputs')]) expect(r.status, r.stderr).toBe(0);

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { toBinary } from '@bufbuild/protobuf';
 import {
   skewPrune,
@@ -34,7 +33,7 @@ import {
 import { ModelProtoSchema, DataType, makeNode, makeValueInfo, setRecordedDim, cloneModel } from '../src/onnx/index.js';
 import { runBatch, oneLine, ort } from '../src/runtime/session.js';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
-import { mulberry32 } from '../src/data/split.js';
+import { writeRandomPngs } from './helpers/images.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = mkdtempSync(join(tmpdir(), 'fairprune-relapi-'));
@@ -42,20 +41,6 @@ const images = join(tmp, 'images');
 const csv = join(tmp, 'labels.csv');
 const preprocess = { ...IMAGENET_PREPROCESS, resize: 8, crop: 8 };
 
-async function makeImages(dir: string, n: number): Promise<string[]> {
-  mkdirSync(dir, { recursive: true });
-  const rand = mulberry32(5);
-  const files: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const w = 16;
-    const px = Buffer.alloc(w * w * 3);
-    for (let j = 0; j < px.length; j++) px[j] = Math.floor(rand() * 256);
-    const f = join(dir, `img${i}.png`);
-    await sharp(px, { raw: { width: w, height: w, channels: 3 } }).png().toFile(f);
-    files.push(f);
-  }
-  return files;
-}
 
 const canonical = (m: OnnxModel) => Buffer.from(toBinary(ModelProtoSchema, m.proto, { writeUnknownFields: true }));
 
@@ -69,7 +54,7 @@ function fixedBatch(n: number): OnnxModel {
 
 let files: string[] = [];
 beforeAll(async () => {
-  files = await makeImages(images, 6);
+  files = await writeRandomPngs(images, 6, 5, { side: 16 });
   writeFileSync(csv, ['image,label,fitzpatrick', ...files.map((f, i) => `${f},${i % 4},${(i % 6) + 1}`)].join('\n'));
 });
 

@@ -4,10 +4,9 @@
  * fp16 model goes through skewPrune end to end (calibrate, prune, save, reload, run).
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { compareModels, complement, maskFilters, randomKeep, vggBlocks } from './helpers/oracle.js';
 import { convertFloatModel, convWeightsFloat32 } from './helpers/convert-float.js';
 import { pruneFilters } from '../src/surgery/index.js';
@@ -15,6 +14,7 @@ import { DataType, GraphIndex, loadModel, saveModel, serializeModel, type OnnxMo
 import { skewPrune } from '../src/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { mulberry32 } from '../src/data/split.js';
+import { writeRandomPngs } from './helpers/images.js';
 import type { KeepSet } from '../src/core/keep.js';
 
 const FIXTURE = 'fixtures/vgg11_bn_w8.onnx';
@@ -61,13 +61,7 @@ describe.runIf(existsSync(FIXTURE))('float16 and float64 surgery', () => {
   it('an fp16 model goes through skewPrune: calibrated, pruned, saved, reloaded and run', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fairprune-fp16-'));
     const images = join(dir, 'images');
-    mkdirSync(images);
-    const rand = mulberry32(9);
-    for (let i = 0; i < 6; i++) {
-      const px = Buffer.alloc(40 * 40 * 3);
-      for (let j = 0; j < px.length; j++) px[j] = Math.floor(rand() * 256);
-      await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(join(images, `i${i}.png`));
-    }
+    await writeRandomPngs(images, 6, 9, { name: (i) => `i${i}.png` });
     const model = convertFloatModel(loadModel('fixtures/vgg11_w8.onnx'), DataType.FLOAT16);
     const r = await skewPrune(model, { calibration: images, threshold: 0, batchSize: 3 });
     expect(r.kind).toBe('cnn');

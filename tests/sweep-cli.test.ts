@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportValidator } from './helpers/report-validator.js';
-import { runCli, writePatternPng } from './helpers/cli.js';
+import { runCli } from './helpers/cli.js';
+import { writePatternPng } from './helpers/images.js';
 
 const root = join(import.meta.dirname, '..');
 const fixture = join(root, 'fixtures', 'vgg11_w8.onnx');

@@ -7,16 +7,15 @@
  * and heads masked at batch 1 and 3.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import sharp from 'sharp';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { calibrateTensors, discoverTaps, withTapOutputs, TapShapeError } from '../src/calibration/index.js';
 import { skewPrune } from '../src/pipeline/skewprune.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
-import { mulberry32 } from '../src/data/split.js';
+import { writeRandomPngs } from './helpers/images.js';
 import { complement } from './helpers/oracle.js';
 import { logits, maskHeads, relativeMaxDiff, zeroPatchFilters } from './helpers/oracle-vit.js';
 import { randomInput } from './helpers/graph-builder.js';
@@ -110,23 +109,14 @@ describe('Swin: windowed attention taps and calibration', () => {
   });
 });
 
-/** Random 40x40 PNGs (the calibration resizes them to the model's 32x32). */
-async function makeImages(dir: string, count: number): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  const rand = mulberry32(9);
-  for (let i = 0; i < count; i++) {
-    const px = Buffer.alloc(40 * 40 * 3);
-    for (let k = 0; k < px.length; k++) px[k] = Math.floor(rand() * 256);
-    await sharp(px, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(join(dir, `img${i}.png`));
-  }
-}
 
 describe('Swin: skewPrune end to end', () => {
   // Every dynamic-batch Swin: torchvision export, folding off, opset 16, the opset-20 rewrite.
   for (const e of swins.filter((f) => f.batch === null)) {
   it(`${e.name}: patch+heads, ratio 0.5: heads and patch channels removed, pruned == masked original at batch 1 and 3${e === dyn ? '; the CLI writes the same model' : ''}`, async () => {
     const images = join(scratch, `images-${e.name}`);
-    await makeImages(images, 6);
+    // Random 40x40 PNGs (the calibration resizes them to the model's 32x32).
+    await writeRandomPngs(images, 6, 9);
     const path = join(DIR, e.file);
     const model = loadModel(path);
     const r = await skewPrune(model, { calibration: images, pattern: 'patch+heads', ratio: 0.5, warn: () => undefined });
