@@ -10,9 +10,10 @@
  * store those weights twice (readers follow Identity instead). Initializers listed as graph inputs
  * count as constants, as they do everywhere else in the library.
  */
-import { AttributeType, DataType, type GraphProto, type NodeProto, type TensorProto } from './proto.js';
+import { create } from '@bufbuild/protobuf';
+import { AttributeType, DataType, TensorProtoSchema, type GraphProto, type NodeProto, type TensorProto } from './proto.js';
 import { GraphIndex, attrInt, attrInts, getAttr } from './graph.js';
-import { elementCount, makeTensor, readFloat32, readInts, readTensor, tensorDims, type TensorArray } from './tensor.js';
+import { bitsPerElement, elementCount, gatherOf, makeTensor, readFloat32, readInts, readTensor, tensorDims, type TensorArray } from './tensor.js';
 
 /** Tensors larger than this are left as they are (folding must not blow up memory). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
@@ -30,12 +31,65 @@ export interface FoldResult {
  * without readers are not removed here; dead-code removal does that.
  */
 export function foldConstants(graph: GraphProto, opset: number, baseDir?: string): FoldResult {
-  if (!mayFold(graph)) return { folded: [] };
+  const replaced = new Map<NodeProto, TensorProto>();
+  // Constant nodes read nothing: they fold in file order, without the index (a torch ViT-B/16 has
+  // 461 of them and nothing else to fold; indexing and ordering its graph doubled this pass, run
+  // cold once per surgery).
+  for (const node of graph.node) {
+    if (node.opType !== 'Constant' || node.output.length !== 1 || !node.output[0]) continue;
+    const t = foldConstantNode(node, baseDir);
+    if (t) replaced.set(node, t);
+  }
+  if (mayFold(graph, replaced)) foldComputed(graph, opset, baseDir, replaced);
+  if (replaced.size === 0) return { folded: [] };
+  const folded: string[] = [];
+  graph.node = graph.node.filter((n) => {
+    const t = replaced.get(n);
+    if (!t) return true;
+    folded.push(GraphIndex.label(n));
+    graph.initializer.push(t);
+    return false;
+  });
+  // Recorded shapes of folded values now come from the initializers themselves.
+  const names = new Set([...replaced.values()].map((t) => t.name));
+  graph.valueInfo = graph.valueInfo.filter((v) => !names.has(v.name));
+  return { folded };
+}
+
+/** A Constant node's value as an initializer named by its output, or undefined for forms not folded. */
+function foldConstantNode(node: NodeProto, baseDir?: string): TensorProto | undefined {
+  const a = node.attribute[0];
+  let t: TensorProto | undefined;
+  if (node.attribute.length === 1 && a.name === 'value' && a.t && isPlainRaw(a.t)) {
+    // Bytes already in the stored layout are copied as they are: decoding and re-encoding them
+    // gives the same bytes, slower.
+    t = create(TensorProtoSchema, { dataType: a.t.dataType, dims: [...a.t.dims], rawData: new Uint8Array(a.t.rawData) });
+  } else {
+    try {
+      t = evaluate(node, [], 0, baseDir);
+    } catch {
+      t = undefined; // a form this pass does not evaluate: leave the node to the analyses
+    }
+  }
+  if (t) t.name = node.output[0];
+  return t;
+}
+
+/** Inline raw_data of exactly the size its dims and (byte-sized) type give, and no other payload. */
+function isPlainRaw(t: TensorProto): boolean {
+  const bits = bitsPerElement(t.dataType);
+  if (bits < 8 || t.externalData.length || t.segment || gatherOf(t)) return false;
+  if (t.floatData.length || t.int32Data.length || t.int64Data.length || t.doubleData.length || t.uint64Data.length || t.stringData.length) return false;
+  return t.rawData.byteLength === (elementCount(tensorDims(t)) * bits) / 8;
+}
+
+/** Folds the nodes that compute from constants, in topological order, adding them to `replaced`. */
+function foldComputed(graph: GraphProto, opset: number, baseDir: string | undefined, replaced: Map<NodeProto, TensorProto>): void {
   const index = new GraphIndex(graph, baseDir);
   const known = new Map<string, TensorProto>(index.initializers);
-  const replaced = new Map<NodeProto, TensorProto>();
+  for (const t of replaced.values()) known.set(t.name, t);
   for (const node of index.topologicalOrder()) {
-    if (!FOLDABLE.has(node.opType) || node.output.length !== 1 || node.attribute.some((a) => a.type === AttributeType.GRAPH)) continue;
+    if (replaced.has(node) || !FOLDABLE.has(node.opType) || node.output.length !== 1 || node.attribute.some((a) => a.type === AttributeType.GRAPH)) continue;
     // Read through Identity aliases (torch shares equal buffers that way) without folding them.
     const constant = (v: string): TensorProto | undefined => {
       for (let p = index.producer.get(v); !known.has(v) && p?.opType === 'Identity'; p = index.producer.get(v)) v = p.input[0];
@@ -54,30 +108,19 @@ export function foldConstants(graph: GraphProto, opset: number, baseDir?: string
     known.set(t.name, t);
     replaced.set(node, t);
   }
-  if (replaced.size === 0) return { folded: [] };
-  const folded: string[] = [];
-  graph.node = graph.node.filter((n) => {
-    const t = replaced.get(n);
-    if (!t) return true;
-    folded.push(GraphIndex.label(n));
-    graph.initializer.push(t);
-    return false;
-  });
-  // Recorded shapes of folded values now come from the initializers themselves.
-  const names = new Set([...replaced.values()].map((t) => t.name));
-  graph.valueInfo = graph.valueInfo.filter((v) => !names.has(v.name));
-  return { folded };
 }
 
 /**
- * Whether any node could fold: folding starts at a foldable node whose inputs are all initializers
- * (possibly through an Identity alias) or absent. A graph folded once usually has none (a ViT's
+ * Whether any node besides the Constants already `folded` could fold: folding starts at a foldable
+ * node whose inputs are all initializers or folded Constants (possibly through an Identity alias)
+ * or absent. A graph folded once usually has none (a ViT's
  * second surgery step), and this answers without indexing and ordering the graph.
  */
-function mayFold(graph: GraphProto): boolean {
+function mayFold(graph: GraphProto, folded: ReadonlyMap<NodeProto, TensorProto>): boolean {
   const constants = new Set(graph.initializer.map((t) => t.name));
+  for (const t of folded.values()) constants.add(t.name);
   for (const n of graph.node) if (n.opType === 'Identity') constants.add(n.output[0]);
-  return graph.node.some((n) => FOLDABLE.has(n.opType) && n.input.every((i) => i === '' || constants.has(i)));
+  return graph.node.some((n) => !folded.has(n) && FOLDABLE.has(n.opType) && n.input.every((i) => i === '' || constants.has(i)));
 }
 
 function evaluate(node: NodeProto, inputs: (TensorProto | undefined)[], opset: number, baseDir?: string): TensorProto | undefined {

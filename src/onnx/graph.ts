@@ -117,15 +117,7 @@ export class GraphIndex {
 
   /** Whether every node comes after the producers of its inputs in graph.node. */
   private storedInOrder(): boolean {
-    const placed = new Set<NodeProto>();
-    for (const n of this.graph.node) {
-      for (const i of nodeInputs(n)) {
-        const p = this.producer.get(i);
-        if (p && p !== n && !placed.has(p)) return false;
-      }
-      placed.add(n);
-    }
-    return true;
+    return inOrder(this.graph.node, this.producer);
   }
 
   /** One cycle among the nodes Kahn's order could not place, as 'a' -> 'b' -> 'a'. */
@@ -461,14 +453,16 @@ export function ownInitializer(index: GraphIndex, node: NodeProto, inputIndex: n
 
 /**
  * Removes nodes whose outputs nobody reads (transitively, up from the graph outputs), then
- * initializers, value_info and graph inputs listed as initializers that are no longer used.
+ * initializers, value_info and graph inputs listed as initializers that are no longer used. The
+ * nodes left are in topological order.
  * Returns the number of nodes removed.
  */
 export function removeDeadCode(graph: GraphProto, options: { irVersion?: number | bigint } = {}): number {
   const live = new Set(graph.output.map((o) => o.name));
-  const index = new GraphIndex(graph);
   const keep = new Set<NodeProto>();
-  const order = index.topologicalOrder();
+  // A graph in order (the usual case) needs no index: only its producers are looked up.
+  const order = isStoredInOrder(graph) ? graph.node : new GraphIndex(graph).topologicalOrder();
+  const initializersBefore = new Set(graph.initializer.map((t) => t.name));
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i];
     if (n.output.some((o) => live.has(o))) {
@@ -477,12 +471,14 @@ export function removeDeadCode(graph: GraphProto, options: { irVersion?: number 
     }
   }
   const before = graph.node.length;
-  graph.node = graph.node.filter((n) => keep.has(n));
+  // In topological order: a graph stored out of order (nodes appended by a rewrite) comes out
+  // sorted; one already in order is unchanged.
+  graph.node = order.filter((n) => keep.has(n));
   graph.initializer = graph.initializer.filter((t) => live.has(t.name));
   graph.valueInfo = graph.valueInfo.filter((v) => live.has(v.name));
-  const initNames = new Set(graph.initializer.map((t) => t.name));
+  const initializersAfter = new Set(graph.initializer.map((t) => t.name));
   // Old IR versions list initializers among the inputs; drop those whose initializer is gone.
-  graph.input = graph.input.filter((v) => !index.initializers.has(v.name) || initNames.has(v.name));
+  graph.input = graph.input.filter((v) => !initializersBefore.has(v.name) || initializersAfter.has(v.name));
   syncInitializerInputs(graph, options.irVersion);
   return before - graph.node.length;
 }
@@ -512,7 +508,26 @@ export function syncInitializerInputs(graph: GraphProto, irVersion?: number | bi
 
 /** Sorts graph.node topologically in place (needed after inserting nodes out of order). */
 export function sortGraph(graph: GraphProto): void {
-  graph.node = new GraphIndex(graph).topologicalOrder();
+  if (!isStoredInOrder(graph)) graph.node = new GraphIndex(graph).topologicalOrder();
+}
+
+/** Whether graph.node is already a topological order (checked without building a GraphIndex). */
+export function isStoredInOrder(graph: GraphProto): boolean {
+  const producer = new Map<string, NodeProto>();
+  for (const n of graph.node) for (const o of n.output) if (o) producer.set(o, n);
+  return inOrder(graph.node, producer);
+}
+
+function inOrder(nodes: readonly NodeProto[], producer: ReadonlyMap<string, NodeProto>): boolean {
+  const placed = new Set<NodeProto>();
+  for (const n of nodes) {
+    for (const i of nodeInputs(n)) {
+      const p = producer.get(i);
+      if (p && p !== n && !placed.has(p)) return false;
+    }
+    placed.add(n);
+  }
+  return true;
 }
 
 /** A Float32Array view of a float initializer, or an error naming node and input. */

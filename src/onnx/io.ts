@@ -14,7 +14,7 @@ import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsErr
 import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
 import { checkUnchanged, recordFile } from './file-identity.js';
-import { copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, setExternal, sharePayload, tensorBytes, type ExternalSpan, type Gather } from './tensor.js';
+import { closeSpan, copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, setExternal, sharePayload, tensorBytes, withSpanFiles, type ExternalSpan, type Gather } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
 export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
@@ -245,6 +245,10 @@ export interface SaveOptions {
  * For models that fit in memory twice; use {@link saveModel} for large ones.
  */
 export function serializeModel(model: OnnxModel, name = model.path ?? '<model>', options: { keepExternal?: boolean } = {}): Uint8Array {
+  return withSpanFiles(() => serializeChunks(model, name, options));
+}
+
+function serializeChunks(model: OnnxModel, name: string, options: { keepExternal?: boolean }): Uint8Array {
   const chunks = encodeChunks(model, undefined, options.keepExternal);
   const size = chunks.reduce((s, c) => s + chunkLength(c), 0);
   if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, size);
@@ -280,6 +284,7 @@ function chunkLength(c: Chunk): number {
 }
 
 const COPY_BUFFER_BYTES = 4 << 20;
+const STAGE_BYTES = 1 << 20;
 
 /**
  * Copies a file span in pieces of at most 4 MiB: `target(n)` may give memory to read n bytes into
@@ -301,7 +306,7 @@ function copySpan(span: ExternalSpan, name: string, emit: (bytes: Uint8Array, at
       done += n;
     }
   } finally {
-    closeSync(fd);
+    closeSpan(fd);
   }
 }
 
@@ -372,23 +377,43 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
             },
           }
         : undefined;
-    const chunks = encodeChunks(model, ext);
-    const size = chunks.reduce((s, c) => s + chunkLength(c), 0);
-    if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(path, size);
-    const out = (main = new TempFile(target));
-    // Weights still in a file (openModel's references, external data) are copied through one
-    // small buffer, never read whole into memory.
-    for (const c of chunks) {
-      if (c instanceof Uint8Array) out.write(c);
-      else if (isGather(c)) copyGather(c, (bytes) => out.write(bytes));
-      else copySpan(c, path, (bytes) => out.write(bytes));
-    }
-    main.finish();
+    // Every span file is opened and checked once, for the encoding and the copy.
+    const out = withSpanFiles(() => {
+      const chunks = encodeChunks(model, ext);
+      const size = chunks.reduce((s, c) => s + chunkLength(c), 0);
+      if (size > PROTOBUF_LIMIT) throw new ModelTooLargeError(path, size);
+      const out = (main = new TempFile(target));
+      // Small chunks (headers, the graph's small tensors: over a thousand on a ViT) are joined into
+      // one write each 1 MiB instead of one system call each.
+      const staged = copyBuffer('stage', STAGE_BYTES);
+      let used = 0;
+      const flush = () => {
+        if (used) out.write(staged.subarray(0, used));
+        used = 0;
+      };
+      // Weights still in a file (openModel's references, external data) are copied through one
+      // small buffer, never read whole into memory.
+      for (const c of chunks) {
+        if (c instanceof Uint8Array && c.byteLength < STAGE_BYTES) {
+          if (used + c.byteLength > STAGE_BYTES) flush();
+          staged.set(c, used);
+          used += c.byteLength;
+          continue;
+        }
+        flush();
+        if (c instanceof Uint8Array) out.write(c);
+        else if (isGather(c)) copyGather(c, (bytes) => out.write(bytes));
+        else copySpan(c, path, (bytes) => out.write(bytes));
+      }
+      flush();
+      return out;
+    });
+    out.finish();
     if (data) {
       (data as TempFile).publish(overwrite, dataTarget);
       dataPublished = true;
     }
-    main.publish(overwrite, path);
+    out.publish(overwrite, path);
   } catch (e) {
     main?.discard();
     (data as TempFile | undefined)?.discard();
@@ -453,17 +478,17 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
   // Every tensor stored externally in the source must be materialized: the old data file may be
   // the one being replaced, or live in another folder.
   // Refuse before reading or writing anything when the inline payload alone passes 2 GiB.
+  const inits = graph.initializer;
+  const initSet = new Set(inits);
   let inlineBytes = 0;
   for (const t of allTensors(graph)) {
     const bytes = isExternal(t) ? rawByteLength(t) : (gatherOf(t)?.length ?? t.rawData.byteLength);
-    const initializer = graph.initializer.includes(t);
+    const initializer = initSet.has(t);
     if (!(ext && bytes >= ext.threshold && initializer) && !(keepExternal && initializer && isExternal(t))) inlineBytes += bytes;
   }
   if (inlineBytes > PROTOBUF_LIMIT) throw new ModelTooLargeError(name, inlineBytes);
   const touched: [TensorProto, Partial<TensorProto>][] = [];
   const graphChunks: Chunk[] = [];
-  const inits = graph.initializer;
-  const initSet = new Set(inits);
   try {
     for (const t of allTensors(graph)) {
       // Only initializers are written from their runs; a gathered attribute tensor is read here.

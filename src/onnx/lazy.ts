@@ -46,7 +46,9 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
     recordFile(real, fstatSync(fd));
     if (r.size === 0) throw new OnnxFormatError(path, 'the file is empty');
     const modelRest: Uint8Array[] = [];
-    const graphRest: Uint8Array[] = [];
+    // The graph's other fields (nodes, inputs, outputs...) as byte ranges, adjacent ones joined:
+    // read in a few pieces once walked, not one copy per node.
+    const graphRanges: [number, number][] = [];
     const inits: TensorProto[] = [];
     const own = new Set<TensorProto>();
     let graphSeen = false;
@@ -54,7 +56,12 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
       if (field !== 7 || wire !== 2) return void modelRest.push(r.read(start, end));
       graphSeen = true;
       r.fields(valueStart, end, (gField, gWire, gStart, gValue, gEnd) => {
-        if (gField !== 5 || gWire !== 2) return void graphRest.push(r.read(gStart, gEnd));
+        if (gField !== 5 || gWire !== 2) {
+          const last = graphRanges[graphRanges.length - 1];
+          if (last && last[1] === gStart) last[1] = gEnd;
+          else graphRanges.push([gStart, gEnd]);
+          return;
+        }
         if (gEnd - gValue < threshold) return void inits.push(fromBinary(TensorProtoSchema, r.read(gValue, gEnd), { readUnknownFields: true }));
         const rest: Uint8Array[] = [];
         let raw: [number, number] | undefined;
@@ -72,7 +79,8 @@ export function openModel(path: string, options: OpenOptions = {}): OnnxModel {
     });
     if (!graphSeen) throw new OnnxFormatError(path, 'the model has no graph');
     const proto = fromBinary(ModelProtoSchema, concat(modelRest), { readUnknownFields: true });
-    proto.graph = fromBinary(GraphProtoSchema, concat(graphRest), { readUnknownFields: true });
+    const graphBytes = graphRanges.map(([from, to]) => r.read(from, to));
+    proto.graph = fromBinary(GraphProtoSchema, graphBytes.length === 1 ? graphBytes[0] : concat(graphBytes), { readUnknownFields: true });
     proto.graph.initializer = inits;
     // Through a symlink, external data files of the model's own are relative to the link's folder
     // (as loadModel reads them), not the real one: such a model is read the plain way.

@@ -58,6 +58,12 @@ export const sym = {
 
 export type SymShape = Sym[];
 
+/** Both absent, or the same length and equal entries. */
+function sameSyms(a: readonly Sym[] | undefined, b: readonly Sym[] | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.length === b.length && a.every((x, i) => sym.eq(x, b[i]));
+}
+
 /** Integer tensors up to this many elements get their values inferred. */
 const MAX_VALUE_ELEMENTS = 64;
 
@@ -78,37 +84,76 @@ const REDUCE = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'Re
  * snapshot like the GraphIndex it reads.
  */
 export class ShapeInference {
-  private readonly shapes = new Map<string, SymShape>();
-  private readonly values = new Map<string, Sym[]>();
+  private shapes = new Map<string, SymShape>();
+  private values = new Map<string, Sym[]>();
   /** Values that are scalars (rank 0) among `values`. */
   private readonly opset: number;
 
   constructor(
     readonly index: GraphIndex,
-    options: { opset?: number; order?: NodeProto[]; overrides?: ReadonlyMap<string, SymShape> } = {},
+    options: {
+      opset?: number;
+      order?: NodeProto[];
+      /** Shapes forced on node outputs, whatever the node computes. */
+      overrides?: ReadonlyMap<string, SymShape>;
+      /**
+       * The inference of the same graph without `overrides`: only the nodes downstream of an
+       * override whose outputs come out different are computed again (a ViT's head paths, not its
+       * 1700 nodes). The graph must not have changed since `base` was made.
+       */
+      base?: ShapeInference;
+    } = {},
   ) {
     this.opset = options.opset ?? 13;
+    if (options.base) {
+      this.update(options.base, options.order ?? index.topologicalOrder(), options.overrides ?? new Map());
+      return;
+    }
     for (const v of index.graph.input) {
       if (index.initializers.has(v.name)) continue;
       const s = index.shapeOf(v.name);
       if (s) this.shapes.set(v.name, s.map((d, i) => this.recordedDim(d, v.name, i)));
     }
     for (const [name, t] of index.initializers) this.setConstant(name, t);
-    for (const node of options.order ?? index.topologicalOrder()) {
-      try {
-        this.visit(node);
-      } catch {
-        // A malformed or unusual node: its outputs stay unknown (or recorded).
+    for (const node of options.order ?? index.topologicalOrder()) this.infer(node, options.overrides);
+  }
+
+  /** Starts from `base`'s results and revisits, in order, the nodes whose inputs changed or whose outputs are overridden. */
+  private update(base: ShapeInference, order: NodeProto[], overrides: ReadonlyMap<string, SymShape>): void {
+    this.shapes = new Map(base.shapes);
+    this.values = new Map(base.values);
+    const changed = new Set<string>();
+    for (const node of order) {
+      let dirty = false;
+      for (const o of node.output) if (o && overrides.has(o)) dirty = true;
+      if (!dirty) for (const i of node.input) if (i && changed.has(i)) dirty = true;
+      if (!dirty) continue;
+      for (const o of node.output) {
+        this.shapes.delete(o);
+        this.values.delete(o);
       }
-      for (let i = 0; i < node.output.length; i++) {
-        const o = node.output[i];
-        if (!o) continue;
-        const forced = options.overrides?.get(o);
-        if (forced) this.shapes.set(o, forced);
-        else if (!this.shapes.has(o)) {
-          const rec = index.shapeOf(o);
-          if (rec) this.shapes.set(o, rec.map((d, k) => this.recordedDim(d, o, k)));
-        }
+      this.infer(node, overrides);
+      for (const o of node.output) {
+        if (o && !(sameSyms(this.shapes.get(o), base.shapes.get(o)) && sameSyms(this.values.get(o), base.values.get(o)))) changed.add(o);
+      }
+    }
+  }
+
+  /** Visits one node, then applies overrides, or the recorded shapes where the node gave none. */
+  private infer(node: NodeProto, overrides: ReadonlyMap<string, SymShape> | undefined): void {
+    try {
+      this.visit(node);
+    } catch {
+      // A malformed or unusual node: its outputs stay unknown (or recorded).
+    }
+    for (let i = 0; i < node.output.length; i++) {
+      const o = node.output[i];
+      if (!o) continue;
+      const forced = overrides?.get(o);
+      if (forced) this.shapes.set(o, forced);
+      else if (!this.shapes.has(o)) {
+        const rec = this.index.shapeOf(o);
+        if (rec) this.shapes.set(o, rec.map((d, k) => this.recordedDim(d, o, k)));
       }
     }
   }

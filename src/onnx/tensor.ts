@@ -108,12 +108,16 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
   const location = entry(t, 'location');
   if (!location) throw new ExternalDataError(modelFile, t.name, 'no location entry');
   if (!baseDir) throw new ExternalDataError(modelFile, t.name, `stored in '${location}' but the model was loaded from bytes without baseDir`);
-  let path: string;
-  try {
-    path = resolveInside(baseDir, location);
-  } catch (e) {
-    if (e instanceof LocationError) throw new ExternalDataError(modelFile, t.name, e.message);
-    throw e;
+  const key = `${baseDir}\0${location}`;
+  let path = resolvedLocations?.get(key) ?? '';
+  if (!path) {
+    try {
+      path = resolveInside(baseDir, location);
+    } catch (e) {
+      if (e instanceof LocationError) throw new ExternalDataError(modelFile, t.name, e.message);
+      throw e;
+    }
+    resolvedLocations?.set(key, path);
   }
   const offset = Number(entry(t, 'offset') ?? '0');
   const expected = rawByteLength(t);
@@ -126,7 +130,7 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
     throw new ExternalDataError(modelFile, t.name, `length ${length} does not match dims and type (${expected} bytes)`);
   }
   const span = { path, offset, length, tensor: t.name };
-  closeSync(openSpan(span, modelFile));
+  closeSpan(openSpan(span, modelFile));
   return span;
 }
 
@@ -135,6 +139,11 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
  * (O_NOFOLLOW), a regular file, long enough. The caller closes the descriptor.
  */
 export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
+  const shared = spanFiles?.get(span.path);
+  if (shared) {
+    if (span.offset + span.length > shared.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${shared.size} bytes, needs ${span.offset + span.length}`);
+    return shared.fd;
+  }
   let fd: number;
   try {
     fd = openSync(span.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -146,10 +155,38 @@ export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
     if (!st.isFile()) throw new ExternalDataError(modelFile, span.tensor, `${span.path} is not a regular file`);
     checkUnchanged(span.path, st, modelFile, span.tensor);
     if (span.offset + span.length > st.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${st.size} bytes, needs ${span.offset + span.length}`);
+    spanFiles?.set(span.path, { fd, size: st.size });
     return fd;
   } catch (e) {
     closeSync(fd);
     throw e;
+  }
+}
+
+/** Closes a descriptor from {@link openSpan}, unless it is shared by {@link withSpanFiles}. */
+export function closeSpan(fd: number): void {
+  if (spanFiles && [...spanFiles.values()].some((f) => f.fd === fd)) return;
+  closeSync(fd);
+}
+
+/**
+ * Files that spans read from, opened and checked once while `work` runs and closed after it (a
+ * model's save reads a hundred spans of one file; each opened, checked and closed twice cost more
+ * than writing them). Locations are resolved once too. Nested calls share the outer set.
+ */
+let spanFiles: Map<string, { fd: number; size: number }> | undefined;
+let resolvedLocations: Map<string, string> | undefined;
+
+export function withSpanFiles<T>(work: () => T): T {
+  if (spanFiles) return work();
+  spanFiles = new Map();
+  resolvedLocations = new Map();
+  try {
+    return work();
+  } finally {
+    for (const { fd } of spanFiles.values()) closeSync(fd);
+    spanFiles = undefined;
+    resolvedLocations = undefined;
   }
 }
 
@@ -175,7 +212,7 @@ export function readExternalBytes(t: TensorProto, baseDir: string | undefined, m
     readFully(fd, out, 0, span.length, span.offset, () => new ExternalDataError(modelFile, t.name, `${span.path}: unexpected end of file`));
     return out;
   } finally {
-    closeSync(fd);
+    closeSpan(fd);
   }
 }
 
@@ -522,7 +559,7 @@ const GATHER_BUFFER_BYTES = 8 << 20;
  */
 const copyBuffers = new Map<string, Uint8Array>();
 
-export function copyBuffer(slot: 'span' | 'gather-rows' | 'gather-run', bytes: number): Uint8Array {
+export function copyBuffer(slot: 'span' | 'gather-rows' | 'gather-run' | 'stage', bytes: number): Uint8Array {
   let b = copyBuffers.get(slot);
   if (!b || b.byteLength < bytes) copyBuffers.set(slot, (b = new Uint8Array(bytes)));
   return b.subarray(0, bytes);
@@ -587,6 +624,6 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
       else emit(bytes);
     }
   } finally {
-    closeSync(fd);
+    closeSpan(fd);
   }
 }

@@ -450,18 +450,24 @@ class BlockAnalysis {
       const headFactor = u.headAxis >= 0 ? u.track.axes[u.headAxis][u.headPos] : undefined;
       const feats: { f: Factor & { kind: 'feat' }; head: boolean }[] = [];
       u.track.axes.forEach((fs, a) => fs.forEach((f, j) => f.kind === 'feat' && feats.push({ f, head: a === u.headAxis && j === u.headPos })));
+      const sizes = feats.map((x) => x.f.size);
+      const strides = feats.map((x) => x.f.stride);
+      const headAt = feats.findIndex((x) => x.head);
+      // Every combination of the feature digits (the last one fastest), as an odometer: thousands
+      // of features per projection, walked once, cold.
       const enumerate = (proj: number, offset: number, fixedHead: number | undefined): void => {
         const fh = featureHeads[proj];
-        const rec = (i: number, f: number, h: number): void => {
-          if (i === feats.length) {
-            if (fh[f] !== -1 && fh[f] !== h) throw new Lost(scores, `feature ${f} of ${GraphIndex.label(this.projections[proj].node)} reaches two heads`);
-            fh[f] = h;
-            return;
-          }
-          const { f: fac, head } = feats[i];
-          for (let x = 0; x < fac.size; x++) rec(i + 1, f + x * fac.stride, head ? x : h);
-        };
-        rec(0, offset, fixedHead ?? 0);
+        const n = feats.length;
+        const digit = new Array<number>(n).fill(0);
+        const total = sizes.reduce((a, b) => a * b, 1);
+        for (let c = 0; c < total; c++) {
+          let f = offset;
+          for (let i = 0; i < n; i++) f += digit[i] * strides[i];
+          const h = headAt >= 0 ? digit[headAt] : (fixedHead ?? 0);
+          if (fh[f] !== -1 && fh[f] !== h) throw new Lost(scores, `feature ${f} of ${GraphIndex.label(this.projections[proj].node)} reaches two heads`);
+          fh[f] = h;
+          for (let i = n - 1; i >= 0 && ++digit[i] === sizes[i]; i--) digit[i] = 0;
+        }
       };
       // Per-head projections joined by a Concat: position h of the head axis is projection projs[h].
       if (headFactor?.kind === 'src') headFactor.projs.forEach((p, h) => enumerate(p, headFactor.offsets[h], h));

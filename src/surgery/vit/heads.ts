@@ -10,7 +10,7 @@
  * projection's own width) they stay as they are. A block that keeps no head loses its attention
  * branch; its residual Add then adds the output-projection bias alone.
  */
-import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, sortGraph, type GraphProto, type NodeProto } from '../../onnx/index.js';
+import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, type GraphProto, type NodeProto } from '../../onnx/index.js';
 import { ShapeInference, sliceBounds, sym, type Sym, type SymShape } from '../../onnx/shape-infer.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy, type InPlaceOption } from '../common.js';
@@ -37,6 +37,17 @@ export interface HeadPruneRecord {
  */
 export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPlaceOption = {}): { model: OnnxModel; records: HeadPruneRecord[] } {
   const out = surgeryCopy(model, options.inPlace);
+  const records = removeHeads(out, keepSets);
+  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
+  return { model: out, records };
+}
+
+/**
+ * The edit itself, on a model already owned and folded (surgeryCopy). Nodes it adds are placed
+ * before their readers, so the graph stays in order; what it leaves unused is for the caller's
+ * dead-code removal.
+ */
+export function removeHeads(out: OnnxModel, keepSets: KeepSet[]): HeadPruneRecord[] {
   const index = GraphIndex.ofModel(out);
   const opset = defaultOpset(out);
   const order = index.topologicalOrder();
@@ -75,7 +86,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPla
     for (const [name, t] of m.tracks) overrides.set(name, sizer.shape(t));
     for (const p of m.projections) if (p.biasAdd) overrides.set(p.node.output[0], overrides.get(p.output)!);
   }
-  const after = overrides.size ? new ShapeInference(index, { opset, order, overrides }) : undefined;
+  const after = overrides.size ? new ShapeInference(index, { opset, order, overrides, base: before }) : undefined;
   for (const { m, kept } of plans) if (kept.length) checkShapeReaders(index, m, before, after!);
   for (const { m, kept, record } of plans) {
     if (kept.length === 0) {
@@ -85,10 +96,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPla
       record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides).map((n) => n.name);
     }
   }
-  // Sorted first (added nodes sit at the end): dead-code removal then finds the graph in order.
-  sortGraph(out.proto.graph!);
-  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
-  return { model: out, records };
+  return records;
 }
 
 /** Integer ops through which a shape read at run time is followed. */
@@ -128,6 +136,13 @@ function checkShapeReaders(index: GraphIndex, m: AttentionMatch, before: ShapeIn
 
 /** onnxruntime contrib ops that compute a whole multi-head attention inside one node. */
 const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'GroupQueryAttention', 'DecoderMaskedMultiHeadAttention']);
+
+/** The features whose head is kept, ascending (a plain loop: thousands per projection, run once). */
+function featuresOf(featureHeads: Int32Array, kept: ReadonlySet<number>): number[] {
+  const out: number[] = [];
+  for (let f = 0; f < featureHeads.length; f++) if (kept.has(featureHeads[f])) out.push(f);
+  return out;
+}
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
@@ -169,9 +184,9 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: 
     const fh = m.featureHeads[p];
     // A projection of one head (per-head projections joined by a Concat) stays whole or goes whole.
     if (m.headStride[p] === 0) return;
-    keepOutputFeatures(index, lin, range(fh.length).filter((f) => keptSet.has(fh[f])));
+    keepOutputFeatures(index, lin, featuresOf(fh, keptSet));
   });
-  keepInputFeatures(index, m.out, range(m.outHeads.length).filter((g) => keptSet.has(m.outHeads[g])));
+  keepInputFeatures(index, m.out, featuresOf(m.outHeads, keptSet));
 
   const added: NodeProto[] = [];
   const ints = new IntsRewriter(index, after, added, name);
@@ -304,10 +319,13 @@ class IntsRewriter {
     return t.name;
   }
 
-  private node(op: string, inputs: string[], prefix: string, attrs = [] as ReturnType<typeof intAttr>[]): string {
+  /** A new node, placed just before `reader`, whose inputs `reader` can read too: the graph stays in order. */
+  private node(op: string, inputs: string[], prefix: string, reader: NodeProto, attrs = [] as ReturnType<typeof intAttr>[]): string {
     const out = this.index.uniqueName(prefix);
     const n = makeNode(op, inputs, [out], this.index.uniqueName(`${prefix}_${op.toLowerCase()}`), attrs);
-    this.index.graph.node.push(n);
+    const nodes = this.index.graph.node;
+    const at = nodes.indexOf(reader);
+    nodes.splice(at < 0 ? nodes.length : at, 0, n);
     this.added.push(n);
     return out;
   }
@@ -340,7 +358,7 @@ class IntsRewriter {
           at0 += len;
           return local.size ? this.rewrite(piece, local, at) : piece;
         });
-        return this.node('Concat', inputs, prefix, [intAttr('axis', 0)]);
+        return this.node('Concat', inputs, prefix, at, [intAttr('axis', 0)]);
       }
     }
     const now = this.after.value(value);
@@ -367,9 +385,9 @@ class IntsRewriter {
       D[i] = old.c / g;
     }
     const dims = shape!.map((d) => d.c);
-    let v = this.node('Mul', [value, this.constant(`${prefix}_scale`, A, dims)], prefix);
-    if (D.some((x) => x !== 1)) v = this.node('Div', [v, this.constant(`${prefix}_div`, D, dims)], prefix);
-    if (C.some((x) => x !== 0)) v = this.node('Add', [v, this.constant(`${prefix}_set`, C, dims)], prefix);
+    let v = this.node('Mul', [value, this.constant(`${prefix}_scale`, A, dims)], prefix, at);
+    if (D.some((x) => x !== 1)) v = this.node('Div', [v, this.constant(`${prefix}_div`, D, dims)], prefix, at);
+    if (C.some((x) => x !== 0)) v = this.node('Add', [v, this.constant(`${prefix}_set`, C, dims)], prefix, at);
     return v;
   }
 }

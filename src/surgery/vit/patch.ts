@@ -28,7 +28,20 @@ export { defaultOpset };
 
 export function prunePatchChannels(model: OnnxModel, keep: KeepSet, options: InPlaceOption = {}): { model: OnnxModel; record: PatchPruneRecord } {
   if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
+  // Checked before the copy: a wrong keep set costs nothing.
   const out = surgeryCopy(model, options.inPlace);
+  const record = removePatchChannels(out, keep);
+  // The old full-width weight and bias are unused now.
+  if (record.removed.length) removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
+  return { model: out, record };
+}
+
+/**
+ * The edit itself, on a model already owned and folded (surgeryCopy). The replaced weight and bias
+ * stay for the caller's dead-code removal (pruneVit removes once, after its head step).
+ */
+export function removePatchChannels(out: OnnxModel, keep: KeepSet): PatchPruneRecord {
+  if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
   const index = GraphIndex.ofModel(out);
   const graph = index.graph;
   const conv = index.producer.get(keep.tap);
@@ -45,7 +58,7 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet, options: InP
   if (kept.length === 0) throw new GraphError(`patch keep set '${keep.tap}' keeps no channel; at least one must stay`);
   const removed = Array.from({ length: d }, (_, i) => i).filter((i) => !kept.includes(i));
   const record: PatchPruneRecord = { tap: keep.tap, conv: conv.name || conv.output[0], total: d, kept, removed, addedNodes: [] };
-  if (removed.length === 0) return { model: out, record };
+  if (removed.length === 0) return record;
 
   sliceTensorAxis(ownConstantInput(index, conv, 1), 0, kept, 1, index.baseDir);
   if (conv.input[2]) sliceTensorAxis(ownConstantInput(index, conv, 2), 0, kept, 1, index.baseDir);
@@ -79,9 +92,7 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet, options: InP
     graph.valueInfo.push(makeValueInfo(pruned, elem, [shape[0], k, shape[2], shape[3]]));
     graph.valueInfo.push(makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]]));
   }
-  // The old full-width weight and bias are unused now.
-  removeDeadCode(graph, { irVersion: out.proto.irVersion });
   record.addedNodes = [pad.name, gather.name];
   record.prunedValue = pruned;
-  return { model: out, record };
+  return record;
 }

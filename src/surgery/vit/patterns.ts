@@ -3,14 +3,14 @@
  * 'staged' needs a recalibration between its two steps; surgery knows nothing of calibration, so
  * the caller passes that step in as a function (see pruneVitStaged and docs/surgery-vit.md).
  */
-import { GraphError } from '../../onnx/index.js';
+import { GraphError, removeDeadCode } from '../../onnx/index.js';
 import { saveModel, type OnnxModel, type SaveOptions } from '../../onnx/io.js';
 import { openModel } from '../../onnx/lazy.js';
 import type { KeepSet } from '../../core/keep.js';
 import { findAttentionBlocks } from './attention.js';
-import { pruneHeads, type HeadPruneRecord } from './heads.js';
-import { prunePatchChannels, type PatchPruneRecord } from './patch.js';
-import { finishInitializerInputs, type InPlaceOption } from '../common.js';
+import { pruneHeads, removeHeads, type HeadPruneRecord } from './heads.js';
+import { prunePatchChannels, removePatchChannels, type PatchPruneRecord } from './patch.js';
+import { finishInitializerInputs, surgeryCopy, type InPlaceOption } from '../common.js';
 
 export type VitPattern = 'patch' | 'patch+early-heads' | 'heads' | 'patch+heads' | 'staged';
 
@@ -52,24 +52,14 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
     ignored.push(...headKeeps.filter((k) => k.tap !== first).map((k) => k.tap));
     headKeeps = headKeeps.filter((k) => k.tap === first);
   }
-  let current = model;
-  // The first step copies the input (unless the caller gave it away); the second edits that copy.
-  let owned = options.inPlace ?? false;
-  let patch: PatchPruneRecord | undefined;
-  if (wantsPatch) {
-    const r = prunePatchChannels(current, options.patchKeep!, { inPlace: owned });
-    current = r.model;
-    patch = r.record;
-    owned = true;
-  }
-  let heads: HeadPruneRecord[] = [];
-  if (wantsHeads) {
-    const r = pruneHeads(current, headKeeps, { inPlace: owned });
-    current = r.model;
-    heads = r.records;
-  }
-  finishInitializerInputs(current, options.keepInitializerInputs);
-  return { model: current, patch, heads, ignoredHeadKeeps: ignored };
+  // One copy (unless the caller gave the input away), folded once; both steps edit it, and what
+  // they leave unused goes in one dead-code pass at the end.
+  const out = surgeryCopy(model, options.inPlace);
+  const patch = wantsPatch ? removePatchChannels(out, options.patchKeep!) : undefined;
+  const heads = wantsHeads ? removeHeads(out, headKeeps) : [];
+  removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
+  finishInitializerInputs(out, options.keepInitializerInputs);
+  return { model: out, patch, heads, ignoredHeadKeeps: ignored };
 }
 
 /**
