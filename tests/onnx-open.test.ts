@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
+import { ioFaults } from '../src/onnx/files.js';
 import { calibrate, calibrateTensors, discoverTaps } from '../src/calibration/index.js';
 import { pruneFilters, pruneFiltersToFile } from '../src/surgery/index.js';
 import { findAttentionBlocks, pruneVit, pruneVitToFile } from '../src/surgery/vit/index.js';
@@ -192,6 +193,25 @@ describe('a weight file changed after the model was opened', () => {
     writeFileSync(data, Buffer.concat([readFileSync(data), Buffer.alloc(8)]));
     expect(() => readTensor(l.proto.graph!.initializer.find(isExternal)!, dir)).toThrow(/changing-ext\.onnx\.data changed since the model was opened \(its size changed/);
     for (const f of [file, ext, data]) rmSync(f);
+  });
+
+  it('changed in place while a save copies its weights: refused at the next tensor, nothing written', () => {
+    const file = join(dir, 'saving.onnx');
+    copyFileSync(join(ROOT, 'fixtures/vgg11_w8.onnx'), file);
+    const m = openModel(file);
+    expect(m.proto.graph!.initializer.filter(isExternal).length).toBeGreaterThan(1);
+    let writes = 0;
+    ioFaults.beforeWrite = () => {
+      // After the first piece is written, the input is touched (an export re-run over it).
+      if (++writes === 2) utimesSync(file, new Date(), new Date(Date.now() + 60_000));
+    };
+    try {
+      expect(() => saveModel(m, join(dir, 'saved-from-changing.onnx'))).toThrow(/saving\.onnx changed since the model was opened \(it was modified\)/);
+    } finally {
+      delete ioFaults.beforeWrite;
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith('saved-from-changing'))).toEqual([]);
+    rmSync(file);
   });
 
   it('changed while calibration or evaluation runs on it: the results are refused', async () => {
