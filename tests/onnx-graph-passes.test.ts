@@ -67,6 +67,16 @@ describe('constant folding', () => {
     expect(Array.from(readFloat32(attributeTensor))).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('leaves Constant nodes it cannot evaluate (strings, an unknown type) as they are', () => {
+    const b = new GraphBuilder();
+    b.op('Constant', [], [create(AttributeProtoSchema, { name: 'value', type: AttributeType.TENSOR, t: create(TensorProtoSchema, { dataType: DataType.STRING, dims: [1n], stringData: [new TextEncoder().encode('skin')] }) })]);
+    b.op('Constant', [], [create(AttributeProtoSchema, { name: 'value', type: AttributeType.TENSOR, t: create(TensorProtoSchema, { dataType: 999, dims: [1n], rawData: new Uint8Array(4) }) })]);
+    b.op('Relu', ['input']);
+    const m = b.build({ name: 'input', shape: [1] }, [{ name: 'relu_2', shape: [1] }]);
+    expect(foldConstants(m.proto.graph!, 17).folded).toEqual([]);
+    expect(m.proto.graph!.node.map((n) => n.opType)).toEqual(['Constant', 'Constant', 'Relu']);
+  });
+
   it("folds a real export's Constant nodes into initializers of the same values", () => {
     // Real exports with Constant nodes (HF ViT at opset 13, weights in Constant nodes).
     const m = loadModel(matrix('vit_hf_op13_const_b2.onnx'));

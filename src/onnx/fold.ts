@@ -60,16 +60,14 @@ export function foldConstants(graph: GraphProto, opset: number, baseDir?: string
 function foldConstantNode(node: NodeProto, baseDir?: string): TensorProto | undefined {
   const a = node.attribute[0];
   let t: TensorProto | undefined;
-  if (node.attribute.length === 1 && a.name === 'value' && a.t && isPlainRaw(a.t)) {
-    // Bytes already in the stored layout are copied as they are: decoding and re-encoding them
-    // gives the same bytes, slower.
-    t = create(TensorProtoSchema, { dataType: a.t.dataType, dims: [...a.t.dims], rawData: new Uint8Array(a.t.rawData) });
-  } else {
-    try {
-      t = evaluate(node, [], 0, baseDir);
-    } catch {
-      t = undefined; // a form this pass does not evaluate: leave the node to the analyses
-    }
+  try {
+    if (node.attribute.length === 1 && a.name === 'value' && a.t && isPlainRaw(a.t)) {
+      // Bytes already in the stored layout are copied as they are: decoding and re-encoding them
+      // gives the same bytes, slower.
+      t = create(TensorProtoSchema, { dataType: a.t.dataType, dims: [...a.t.dims], rawData: new Uint8Array(a.t.rawData) });
+    } else t = evaluate(node, [], 0, baseDir);
+  } catch {
+    t = undefined; // a form this pass does not evaluate (strings, an unknown type): left to the analyses
   }
   if (t) t.name = node.output[0];
   return t;
