@@ -32,7 +32,7 @@ export function defaultOpset(model: OnnxModel): number {
   return o ? Number(o.version) : 1;
 }
 
-/** Surgery option for callers that own the model they pass (the *ToFile functions, a pattern's second step). */
+/** Surgery option for callers that own the model they pass (the *ToFile functions). */
 export interface InPlaceOption {
   /**
    * Edit and return the input model itself instead of a copy. Cloning a ViT-B/16 graph costs more
