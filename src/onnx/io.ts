@@ -175,18 +175,23 @@ function* allTensors(graph: GraphProto): Generator<TensorProto> {
 export function externalDataFiles(model: OnnxModel, name = model.path ?? '<model>'): Map<string, TensorProto[]> {
   const files = new Map<string, TensorProto[]>();
   if (!model.proto.graph) return files;
+  // Each location resolved once (an opened model's 77 tensors of ViT-B/16 all name its own file).
+  const resolved = new Map<string, string>();
   for (const t of allTensors(model.proto.graph)) {
     if (!isExternal(t)) continue;
     const location = t.externalData.find((e) => e.key === 'location')?.value;
     if (!location) throw new ExternalDataError(name, t.name, 'no location entry');
     if (!model.baseDir) throw new ExternalDataError(name, t.name, `stored in '${location}' but no baseDir was given`);
-    let file: string;
-    try {
-      // Contained in the model's folder before anything is stat'ed: no oracle for outside files.
-      file = resolveInside(model.baseDir, location);
-    } catch (e) {
-      if (e instanceof LocationError) throw new ExternalDataError(name, t.name, e.message);
-      throw e;
+    let file = resolved.get(location);
+    if (file === undefined) {
+      try {
+        // Contained in the model's folder before anything is stat'ed: no oracle for outside files.
+        file = resolveInside(model.baseDir, location);
+      } catch (e) {
+        if (e instanceof LocationError) throw new ExternalDataError(name, t.name, e.message);
+        throw e;
+      }
+      resolved.set(location, file);
     }
     const list = files.get(file) ?? [];
     list.push(t);
