@@ -31,6 +31,7 @@ import { ShapeInference, sym, type SymShape } from '../src/onnx/shape-infer.js';
 import { defaultOpset, surgeryCopy } from '../src/surgery/common.js';
 import { findAttentionBlocks } from '../src/surgery/vit/index.js';
 import { removeHeads } from '../src/surgery/vit/heads.js';
+import { removePatchChannels } from '../src/surgery/vit/patch.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 
@@ -52,7 +53,8 @@ describe('constant folding', () => {
     b.op('Reshape', ['input', typed]);
     const m = b.build({ name: 'input', shape: [1, 6] }, [{ name: 'add_5', shape: [1, 6] }, { name: 'reshape_6', shape: [3, 2] }]);
     const g = m.proto.graph!;
-    const attributeTensor = g.node[0].attribute[0].t!;
+    const bytesRead = g.node[0].attribute[0].t!.rawData;
+    const valuesRead = Array.from(readFloat32(g.node[0].attribute[0].t!));
     const { folded } = foldConstants(g, 17);
     expect(folded).toHaveLength(5);
     expect(g.node.map((n) => n.opType)).toEqual(['Add', 'Reshape']);
@@ -62,9 +64,9 @@ describe('constant folding', () => {
     expect(readInts(init.get(ints)!)).toEqual([1, 6]);
     expect(Array.from(readFloat32(init.get(reshaped)!))).toEqual([1, 4, 2, 5, 3, 6]);
     expect(init.get(reshaped)!.dims.map(Number)).toEqual([1, 6]);
-    // A copy of the attribute's bytes, not the same buffer: a later edit of one leaves the other.
+    // A copy of the bytes the node held, not a view of them: a later edit of one leaves the other.
     init.get(raw)!.rawData[0] ^= 0xff;
-    expect(Array.from(readFloat32(attributeTensor))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(new Float32Array(bytesRead.slice().buffer))).toEqual(valuesRead);
   });
 
   it('leaves Constant nodes it cannot evaluate (strings, an unknown type) as they are', () => {
@@ -157,6 +159,33 @@ describe('dead-code removal and order', () => {
     }
   });
 });
+
+describe('one index for both ViT steps', () => {
+  const summary = (index: GraphIndex) => ({
+    producer: [...index.producer].map(([v, n]) => `${v}<-${n.name}`).sort(),
+    consumers: [...index.consumers].filter(([, ns]) => ns.length).map(([v, ns]) => `${v}->${ns.map((n) => n.name).sort().join(',')}`).sort(),
+    initializers: [...index.initializers.keys()].sort(),
+    valueInfo: [...index.valueInfo.keys()].sort(),
+    names: [...index.byName.keys()].sort(),
+  });
+
+  for (const file of ['vit_timm_op13_dyn.onnx', 'vit_hf_op14_b3.onnx', 'vit_hf_op11_dyn.onnx']) {
+    it(`the patch step leaves the index it was given equal to a fresh one (${file})`, () => {
+      const m = surgeryCopy(loadModel(matrix(file)), true);
+      const index = GraphIndex.ofModel(m);
+      const conv = m.proto.graph!.node.find((n) => n.opType === 'Conv')!;
+      const total = Number(index.initializers.get(conv.input[1])?.dims[0] ?? resolveDims(index, conv.input[1]));
+      const record = removePatchChannels(m, { kind: 'patch', tap: conv.output[0], total, keep: Array.from({ length: total }, (_, i) => i).filter((i) => i % 3 !== 1) }, index);
+      expect(record.addedNodes).toHaveLength(2);
+      expect(summary(index)).toEqual(summary(GraphIndex.ofModel(m)));
+    });
+  }
+});
+
+function resolveDims(index: GraphIndex, value: string): number {
+  for (let p = index.producer.get(value); p?.opType === 'Identity'; p = index.producer.get(value)) value = p.input[0];
+  return Number(index.constantTensor(value)!.dims[0]);
+}
 
 describe('saving with shared span files', () => {
   const openFds = () => readdirSync('/proc/self/fd').length;

@@ -10,8 +10,7 @@
  * store those weights twice (readers follow Identity instead). Initializers listed as graph inputs
  * count as constants, as they do everywhere else in the library.
  */
-import { create } from '@bufbuild/protobuf';
-import { AttributeType, DataType, TensorProtoSchema, type GraphProto, type NodeProto, type TensorProto } from './proto.js';
+import { AttributeType, DataType, type GraphProto, type NodeProto, type TensorProto } from './proto.js';
 import { GraphIndex, attrInt, attrInts, getAttr } from './graph.js';
 import { bitsPerElement, elementCount, gatherOf, makeTensor, readFloat32, readInts, readTensor, tensorDims, type TensorArray } from './tensor.js';
 
@@ -62,9 +61,10 @@ function foldConstantNode(node: NodeProto, baseDir?: string): TensorProto | unde
   let t: TensorProto | undefined;
   try {
     if (node.attribute.length === 1 && a.name === 'value' && a.t && isPlainRaw(a.t)) {
-      // Bytes already in the stored layout are copied as they are: decoding and re-encoding them
-      // gives the same bytes, slower.
-      t = create(TensorProtoSchema, { dataType: a.t.dataType, dims: [...a.t.dims], rawData: new Uint8Array(a.t.rawData) });
+      // The node's own tensor becomes the initializer (the node goes): no decoding, re-encoding
+      // or new message. Its bytes are copied, so they never alias the buffer they were read from.
+      t = a.t;
+      t.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
     } else t = evaluate(node, [], 0, baseDir);
   } catch {
     t = undefined; // a form this pass does not evaluate (strings, an unknown type): left to the analyses

@@ -201,6 +201,27 @@ export class GraphIndex {
     return typeof d === 'number' && d > 0 ? d : undefined;
   }
 
+  /**
+   * Inserts a node into graph.node at `at` and records it (name, producer of its outputs, consumer
+   * of its inputs), so the index stays usable after the edit.
+   */
+  insertNode(node: NodeProto, at: number): void {
+    this.graph.node.splice(at, 0, node);
+    if (node.name) this.byName.set(node.name, node);
+    for (const o of node.output) if (o) this.producer.set(o, node);
+    for (const i of nodeInputs(node)) {
+      const list = this.consumers.get(i) ?? [];
+      if (!list.includes(node)) list.push(node);
+      this.consumers.set(i, list);
+    }
+  }
+
+  /** Adds an initializer to the graph and the index. */
+  addInitializer(t: TensorProto): void {
+    this.graph.initializer.push(t);
+    this.initializers.set(t.name, t);
+  }
+
   /** A fresh name, unused by any value, node or initializer, from a prefix. */
   uniqueName(prefix: string): string {
     let name = prefix;
@@ -256,8 +277,13 @@ class ReadyHeap {
   }
 }
 
-/** A node's inputs plus the outer-scope values its subgraphs (If/Loop/Scan bodies) read. */
-export function nodeInputs(node: NodeProto): string[] {
+/**
+ * A node's inputs plus the outer-scope values its subgraphs (If/Loop/Scan bodies) read. Read-only:
+ * for the usual node (no omitted input, no subgraph) it is the node's own input list, not a copy
+ * (the graph passes ask for every node's inputs several times per surgery).
+ */
+export function nodeInputs(node: NodeProto): readonly string[] {
+  if (!node.input.includes('') && !node.attribute.some((a) => a.g || a.graphs.length)) return node.input;
   const inputs = node.input.filter((i) => i !== '');
   for (const a of node.attribute) {
     for (const g of a.g ? [a.g] : a.graphs) inputs.push(...outerScopeReads(g));

@@ -20,8 +20,13 @@ export interface Sym {
   syms: readonly string[];
 }
 
+/** Shared small constants (most dimensions and shape values): a Sym is never changed once made. */
+const SMALL: Sym[] = [];
+const NO_SYMS: readonly string[] = Object.freeze([]);
+
 export const sym = {
   of(c: number): Sym {
+    if (Number.isInteger(c) && c >= -1 && c < 4096) return (SMALL[c + 1] ??= Object.freeze({ c, syms: NO_SYMS }));
     return { c, syms: [] };
   },
   named(name: string): Sym {

@@ -47,8 +47,7 @@ export function pruneHeads(model: OnnxModel, keepSets: KeepSet[], options: InPla
  * before their readers, so the graph stays in order; what it leaves unused is for the caller's
  * dead-code removal.
  */
-export function removeHeads(out: OnnxModel, keepSets: KeepSet[]): HeadPruneRecord[] {
-  const index = GraphIndex.ofModel(out);
+export function removeHeads(out: OnnxModel, keepSets: KeepSet[], index = GraphIndex.ofModel(out)): HeadPruneRecord[] {
   const opset = defaultOpset(out);
   const order = index.topologicalOrder();
   const before = new ShapeInference(index, { opset, order });
@@ -314,8 +313,7 @@ class IntsRewriter {
 
   constant(prefix: string, values: number[], dims: number[] = [values.length]): string {
     const t = makeInt64Tensor(this.index.uniqueName(prefix), values, dims);
-    this.index.graph.initializer.push(t);
-    this.index.initializers.set(t.name, t);
+    this.index.addInitializer(t);
     return t.name;
   }
 
@@ -323,9 +321,8 @@ class IntsRewriter {
   private node(op: string, inputs: string[], prefix: string, reader: NodeProto, attrs = [] as ReturnType<typeof intAttr>[]): string {
     const out = this.index.uniqueName(prefix);
     const n = makeNode(op, inputs, [out], this.index.uniqueName(`${prefix}_${op.toLowerCase()}`), attrs);
-    const nodes = this.index.graph.node;
-    const at = nodes.indexOf(reader);
-    nodes.splice(at < 0 ? nodes.length : at, 0, n);
+    const at = this.index.graph.node.indexOf(reader);
+    this.index.insertNode(n, at < 0 ? this.index.graph.node.length : at);
     this.added.push(n);
     return out;
   }

@@ -40,9 +40,8 @@ export function prunePatchChannels(model: OnnxModel, keep: KeepSet, options: InP
  * The edit itself, on a model already owned and folded (surgeryCopy). The replaced weight and bias
  * stay for the caller's dead-code removal (pruneVit removes once, after its head step).
  */
-export function removePatchChannels(out: OnnxModel, keep: KeepSet): PatchPruneRecord {
+export function removePatchChannels(out: OnnxModel, keep: KeepSet, index = GraphIndex.ofModel(out)): PatchPruneRecord {
   if (keep.kind !== 'patch') throw new GraphError(`keep set '${keep.tap}' is of kind '${keep.kind}', not 'patch'`);
-  const index = GraphIndex.ofModel(out);
   const graph = index.graph;
   const conv = index.producer.get(keep.tap);
   if (!conv || conv.opType !== 'Conv') {
@@ -67,30 +66,34 @@ export function removePatchChannels(out: OnnxModel, keep: KeepSet): PatchPruneRe
   // every consumer (and a graph output, if the tap is one) reads width d unchanged.
   const pruned = index.uniqueName(`${keep.tap}_kept`);
   conv.output[0] = pruned;
+  index.producer.set(pruned, conv);
   const padded = index.uniqueName(`${keep.tap}_padded`);
   const k = kept.length;
   const position = new Map(kept.map((c, i) => [c, i]));
   const gatherIdx = makeInt64Tensor(index.uniqueName(`${keep.tap}_channel_map`), Array.from({ length: d }, (_, c) => position.get(c) ?? k));
-  graph.initializer.push(gatherIdx);
+  index.addInitializer(gatherIdx);
   let pad: NodeProto;
   const padName = index.uniqueName(`${record.conv}_zero_pad`);
   if (defaultOpset(out) >= 11) {
     // pads = [begin of every axis..., end of every axis...]: one zero channel after the last one.
     const pads = makeInt64Tensor(index.uniqueName(`${keep.tap}_pads`), [0, 0, 0, 0, 0, 1, 0, 0]);
-    graph.initializer.push(pads);
+    index.addInitializer(pads);
     pad = makeNode('Pad', [pruned, pads.name], [padded], padName);
   } else {
     pad = makeNode('Pad', [pruned], [padded], padName, [intsAttr('pads', [0, 0, 0, 0, 0, 1, 0, 0])]);
   }
   const gather = makeNode('Gather', [padded, gatherIdx.name], [keep.tap], index.uniqueName(`${record.conv}_restore_width`), [intAttr('axis', 1)]);
   const at = graph.node.indexOf(conv);
-  graph.node.splice(at + 1, 0, pad, gather);
+  index.insertNode(pad, at + 1);
+  index.insertNode(gather, at + 2);
 
   const shape = index.shapeOf(keep.tap);
   if (shape?.length === 4) {
     const elem = index.valueInfo.get(keep.tap)?.type?.value.case === 'tensorType' ? (index.valueInfo.get(keep.tap)!.type!.value.value as { elemType: number }).elemType : DataType.FLOAT;
-    graph.valueInfo.push(makeValueInfo(pruned, elem, [shape[0], k, shape[2], shape[3]]));
-    graph.valueInfo.push(makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]]));
+    for (const v of [makeValueInfo(pruned, elem, [shape[0], k, shape[2], shape[3]]), makeValueInfo(padded, elem, [shape[0], k + 1, shape[2], shape[3]])]) {
+      graph.valueInfo.push(v);
+      index.valueInfo.set(v.name, v);
+    }
   }
   record.addedNodes = [pad.name, gather.name];
   record.prunedValue = pruned;

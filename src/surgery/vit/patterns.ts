@@ -3,7 +3,7 @@
  * 'staged' needs a recalibration between its two steps; surgery knows nothing of calibration, so
  * the caller passes that step in as a function (see pruneVitStaged and docs/surgery-vit.md).
  */
-import { GraphError, removeDeadCode } from '../../onnx/index.js';
+import { GraphError, GraphIndex, removeDeadCode, withSpanFiles } from '../../onnx/index.js';
 import { saveModel, type OnnxModel, type SaveOptions } from '../../onnx/io.js';
 import { openModel } from '../../onnx/lazy.js';
 import type { KeepSet } from '../../core/keep.js';
@@ -55,8 +55,13 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
   // One copy (unless the caller gave the input away), folded once; both steps edit it, and what
   // they leave unused goes in one dead-code pass at the end.
   const out = surgeryCopy(model, options.inPlace);
-  const patch = wantsPatch ? removePatchChannels(out, options.patchKeep!) : undefined;
-  const heads = wantsHeads ? removeHeads(out, headKeeps) : [];
+  // The weights' file is resolved and opened once for all the tensors sliced.
+  // One index for both steps: the patch step keeps it up to date.
+  const index = GraphIndex.ofModel(out);
+  const { patch, heads } = withSpanFiles(() => ({
+    patch: wantsPatch ? removePatchChannels(out, options.patchKeep!, index) : undefined,
+    heads: wantsHeads ? removeHeads(out, headKeeps, index) : [],
+  }));
   removeDeadCode(out.proto.graph!, { irVersion: out.proto.irVersion });
   finishInitializerInputs(out, options.keepInitializerInputs);
   return { model: out, patch, heads, ignoredHeadKeeps: ignored };
