@@ -7,7 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GraphError, GraphIndex, loadModel, makeNode, serializeModel } from '../src/onnx/index.js';
+import { DataType, GraphError, GraphIndex, loadModel, makeNode, makeValueInfo, serializeModel } from '../src/onnx/index.js';
+import { ShapeInference, sym } from '../src/onnx/shape-infer.js';
 import type { OnnxModel } from '../src/onnx/io.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { findAttentionBlocks, pruneHeads, prunePatchChannels, pruneVit, pruneVitStaged, type AttentionBlock } from '../src/surgery/vit/index.js';
@@ -230,4 +231,43 @@ describe.skipIf(!existsSync(TRAINED_VIT))(`trained ViT-Tiny/16 (${TRAINED_VIT}, 
     const oracle = maskHeads(zeroPatchFilters(model, tap, removed), blocks.map((b, i) => headMask(b, keeps[i])));
     await expectOracle(r.model, oracle, model);
   });
+});
+
+describe('recorded shapes (a graph that went through shape inference)', () => {
+  for (const layout of ['timm', 'torchvision', 'hf'] as const) {
+    it(`head removal rewrites the value_info of the head paths to the pruned sizes (${layout})`, async () => {
+      const model = tinyVit({ layout, layerNorm: 'decomposed' });
+      const g = model.proto.graph!;
+      // Every value's inferred shape recorded, as onnx.shape_inference writes it (symbolic dims as dim_param).
+      const inferred = new ShapeInference(GraphIndex.ofModel(model));
+      const outputs = new Set(g.output.map((o) => o.name));
+      for (const n of g.node) for (const o of n.output) {
+        const s = inferred.shape(o);
+        // Float activations only (a value whose elements are inferred is an integer shape tensor).
+        if (s && !outputs.has(o) && !inferred.value(o)) g.valueInfo.push(makeValueInfo(o, DataType.FLOAT, s.map((d) => (sym.isConst(d) ? d.c : sym.str(d)))));
+      }
+      const blocks = findAttentionBlocks(model);
+      const keeps = blocks.map((b) => [0, b.numHeads - 1]);
+      const { model: pruned } = pruneHeads(model, blocks.map((b, i) => headKeep(b, keeps[i])));
+      // Each recorded number equals what the pruned graph computes there.
+      const after = new ShapeInference(GraphIndex.ofModel(pruned));
+      let checked = 0;
+      let rewritten = 0;
+      for (const v of pruned.proto.graph!.valueInfo) {
+        const dims = v.type?.value.case === 'tensorType' ? v.type.value.value.shape?.dim ?? [] : [];
+        const now = after.shape(v.name);
+        if (!now) continue;
+        dims.forEach((d, i) => {
+          if (d.value.case !== 'dimValue' || !sym.isConst(now[i])) return;
+          expect(Number(d.value.value), `${v.name}[${i}]`).toBe(now[i].c);
+          checked++;
+          const before = inferred.shape(v.name)?.[i];
+          if (before && sym.isConst(before) && before.c !== now[i].c) rewritten++;
+        });
+      }
+      expect(checked).toBeGreaterThan(20);
+      expect(rewritten).toBeGreaterThan(0);
+      await expectOracle(pruned, maskHeads(model, blocks.map((b, i) => headMask(b, keeps[i]))), model);
+    });
+  }
 });

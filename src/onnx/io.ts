@@ -38,7 +38,7 @@ export interface OnnxModel {
 export function cloneModel(model: OnnxModel): OnnxModel {
   // protobuf-es clones bytes fields with slice(), which copies a plain Uint8Array (a Buffer's slice
   // is a view): lift every tensor payload out while cloning and share it with the copy instead.
-  const source = model.proto.graph ? [...allTensors(model.proto.graph)] : [];
+  const source = model.proto.graph ? allTensors(model.proto.graph) : [];
   const payloads = source.map((t) => t.rawData);
   for (const t of source) if (t.rawData.byteLength) t.rawData = NO_BYTES;
   let proto: ModelProto;
@@ -49,7 +49,7 @@ export function cloneModel(model: OnnxModel): OnnxModel {
       if (payloads[i].byteLength) t.rawData = payloads[i];
     });
   }
-  const copies = proto.graph ? [...allTensors(proto.graph)] : [];
+  const copies = proto.graph ? allTensors(proto.graph) : [];
   copies.forEach((t, i) => {
     if (payloads[i].byteLength) t.rawData = payloads[i];
     sharePayload(source[i], t);
@@ -155,20 +155,23 @@ export function decodeModel(bytes: Uint8Array, name = '<bytes>'): ModelProto {
   return proto;
 }
 
-function* allTensors(graph: GraphProto): Generator<TensorProto> {
-  yield* graph.initializer;
+/** Every tensor of a graph: initializers, sparse initializers' parts, attribute tensors (subgraphs too). */
+function allTensors(graph: GraphProto, out: TensorProto[] = []): TensorProto[] {
+  // A plain list, not a generator: this runs over every tensor several times per save, cold.
+  out.push(...graph.initializer);
   for (const s of graph.sparseInitializer) {
-    if (s.values) yield s.values;
-    if (s.indices) yield s.indices;
+    if (s.values) out.push(s.values);
+    if (s.indices) out.push(s.indices);
   }
   for (const node of graph.node) {
     for (const a of node.attribute) {
-      if (a.t) yield a.t;
-      yield* a.tensors;
-      if (a.g) yield* allTensors(a.g);
-      for (const g of a.graphs) yield* allTensors(g);
+      if (a.t) out.push(a.t);
+      out.push(...a.tensors);
+      if (a.g) allTensors(a.g, out);
+      for (const g of a.graphs) allTensors(g, out);
     }
   }
+  return out;
 }
 
 /** Each external-data file the model reads, resolved inside its folder (real paths). */

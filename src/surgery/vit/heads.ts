@@ -10,7 +10,7 @@
  * projection's own width) they stay as they are. A block that keeps no head loses its attention
  * branch; its residual Add then adds the output-projection bias alone.
  */
-import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, type GraphProto, type NodeProto } from '../../onnx/index.js';
+import { GraphError, GraphIndex, attrInt, attrInts, getAttr, intAttr, makeInt64Tensor, makeNode, readInts, removeDeadCode, setAttrInts, type NodeProto, type ValueInfoProto } from '../../onnx/index.js';
 import { ShapeInference, sliceBounds, sym, type Sym, type SymShape } from '../../onnx/shape-infer.js';
 import type { OnnxModel } from '../../onnx/io.js';
 import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy, type InPlaceOption } from '../common.js';
@@ -87,12 +87,15 @@ export function removeHeads(out: OnnxModel, keepSets: KeepSet[], index = GraphIn
   }
   const after = overrides.size ? new ShapeInference(index, { opset, order, overrides, base: before }) : undefined;
   for (const { m, kept } of plans) if (kept.length) checkShapeReaders(index, m, before, after!);
+  // Recorded shapes by value (value_info, inputs, outputs), rewritten along the head paths.
+  const recorded = new Map<string, ValueInfoProto[]>();
+  for (const v of [...index.graph.valueInfo, ...index.graph.input, ...index.graph.output]) recorded.set(v.name, [...(recorded.get(v.name) ?? []), v]);
   for (const { m, kept, record } of plans) {
     if (kept.length === 0) {
       dropAttentionBranch(index, m, out, before);
       record.branchDropped = true;
     } else {
-      record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides).map((n) => n.name);
+      record.addedNodes = keepHeads(index, m, kept, sizers.get(m)!, after!, overrides, recorded).map((n) => n.name);
     }
   }
   return records;
@@ -172,7 +175,7 @@ class Sizer {
   }
 }
 
-function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: Sizer, after: ShapeInference, overrides: Map<string, SymShape>): NodeProto[] {
+function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: Sizer, after: ShapeInference, overrides: Map<string, SymShape>, recorded: ReadonlyMap<string, ValueInfoProto[]>): NodeProto[] {
   const name = m.block.id;
   const keptSet = new Set(kept);
   const graph = index.graph;
@@ -231,7 +234,10 @@ function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: 
     }
   }
   // Recorded shapes of the head-path values: the new sizes where they are plain numbers.
-  for (const [value, shape] of overrides) if (m.tracks.has(value) || m.projections.some((p) => p.node.output[0] === value)) setRecordedShape(graph, value, shape);
+  for (const value of [...m.tracks.keys(), ...m.projections.map((p) => p.node.output[0])]) {
+    const shape = overrides.get(value);
+    if (shape) setRecordedShape(recorded, value, shape);
+  }
   return added;
 }
 
@@ -394,9 +400,9 @@ function gcd(a: number, b: number): number {
 }
 
 /** Writes a new recorded shape (numbers where known, unknown otherwise) on a value's entries. */
-function setRecordedShape(graph: GraphProto, value: string, shape: SymShape): void {
-  for (const v of [...graph.valueInfo, ...graph.input, ...graph.output]) {
-    if (v.name !== value || v.type?.value.case !== 'tensorType') continue;
+function setRecordedShape(recorded: ReadonlyMap<string, ValueInfoProto[]>, value: string, shape: SymShape): void {
+  for (const v of recorded.get(value) ?? []) {
+    if (v.type?.value.case !== 'tensorType') continue;
     const dims = v.type.value.value.shape?.dim;
     if (!dims || dims.length !== shape.length) continue;
     shape.forEach((s, i) => {
