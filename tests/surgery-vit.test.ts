@@ -84,6 +84,14 @@ for (const c of cases) {
         expect(b.numHeads * b.headDim).toBe(b.embedDim);
         expect(b.probs.batchFolded).toBe(c.layout === 'fused-inproj-slice');
         expect(GraphIndex.ofModel(model).producer.get(b.id)?.opType).toBe('Softmax');
+        // The head of every feature: each head owns headDim of the output projection's inputs,
+        // and the projections' features together hold every head 3 x headDim times (Q, K, V).
+        const count = (hs: number[]) => Array.from({ length: b.numHeads }, (_, h) => hs.filter((x) => x === h).length);
+        expect(count(b.outHeads)).toEqual(Array(b.numHeads).fill(b.headDim));
+        expect(count(b.projectionHeads.flatMap((p) => p.heads))).toEqual(Array(b.numHeads).fill(3 * b.headDim));
+        // Plain arrays, also in the block's JSON.
+        expect(Array.isArray(b.outHeads)).toBe(true);
+        expect(JSON.parse(JSON.stringify(b)).outHeads).toEqual(b.outHeads);
       }
     });
 

@@ -7,7 +7,7 @@
  */
 import { statSync, openSync, readSync, fstatSync, closeSync, unlinkSync, realpathSync, existsSync, constants as fsConstants, type Stats } from 'node:fs';
 import { basename, dirname, resolve, join, relative, isAbsolute, sep } from 'node:path';
-import { clone, fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
+import { clone, create, fromBinary, toBinary, clearField, isFieldSet } from '@bufbuild/protobuf';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
@@ -512,12 +512,26 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
     const graphHead = toBinary(GraphProtoSchema, graph, { writeUnknownFields: true });
     graph.initializer = inits;
     graphChunks.push(graphHead);
+    // Runs of small inline initializers (a ViT's hundreds of shape constants) are encoded as one
+    // graph holding only them: the same bytes as one entry each, without two writers per tensor.
+    let small: TensorProto[] = [];
+    const flushSmall = () => {
+      if (small.length) graphChunks.push(toBinary(GraphProtoSchema, create(GraphProtoSchema, { initializer: small }), { writeUnknownFields: true }));
+      small = [];
+    };
     for (const t of inits) {
+      const bytes = t.rawData.byteLength;
+      if (!isExternal(t) && !gatherOf(t) && bytes < STREAM_MIN_BYTES && !(ext && bytes >= ext.threshold)) {
+        small.push(t);
+        continue;
+      }
+      flushSmall();
       if (keepExternal && isExternal(t)) {
         const body = toBinary(TensorProtoSchema, t, { writeUnknownFields: true });
         graphChunks.push(lengthPrefix(5, body.byteLength), body);
       } else graphChunks.push(...encodeInitializer(t, model, ext));
     }
+    flushSmall();
   } finally {
     graph.initializer = inits;
     for (const [t, saved] of touched) {
