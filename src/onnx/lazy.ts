@@ -133,14 +133,20 @@ class FileWire {
     return this.window[pos - this.winStart];
   }
 
-  /** A varint at pos: [value, next position]. Values up to 2^53 are exact. */
-  private varint(pos: number): [number, number] {
+  /** Where the last varint read ended. */
+  private after = 0;
+
+  /** The varint at pos (values up to 2^53 are exact); its end goes to `after` (no array per read: the walk reads thousands). */
+  private varint(pos: number): number {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       const b = this.byteAt(pos++);
       value += (b & 0x7f) * scale;
-      if (b < 0x80) return [value, pos];
+      if (b < 0x80) {
+        this.after = pos;
+        return value;
+      }
       scale *= 128;
     }
     throw new Error(`varint too long at byte ${pos}`);
@@ -151,14 +157,16 @@ class FileWire {
     let pos = from;
     while (pos < to) {
       const start = pos;
-      const [tag, afterTag] = this.varint(pos);
+      const tag = this.varint(pos);
+      const afterTag = this.after;
       const field = Math.floor(tag / 8);
       const wire = tag % 8;
       let valueStart = afterTag;
       let end: number;
       switch (wire) {
         case 0:
-          end = this.varint(afterTag)[1];
+          this.varint(afterTag);
+          end = this.after;
           break;
         case 1:
           end = afterTag + 8;
@@ -167,9 +175,9 @@ class FileWire {
           end = afterTag + 4;
           break;
         case 2: {
-          const [len, at] = this.varint(afterTag);
-          valueStart = at;
-          end = at + len;
+          const len = this.varint(afterTag);
+          valueStart = this.after;
+          end = valueStart + len;
           break;
         }
         default:

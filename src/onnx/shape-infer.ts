@@ -63,6 +63,32 @@ export const sym = {
 
 export type SymShape = Sym[];
 
+/** What the inference stores per value: a Map, or an Overlay of another inference's. */
+interface Store<V> {
+  get(key: string): V | undefined;
+  has(key: string): boolean;
+  set(key: string, value: V): unknown;
+  delete(key: string): unknown;
+}
+
+/** A store read through to a base one; writes and deletions stay here, the base is not changed. */
+class Overlay<V> implements Store<V> {
+  private readonly own = new Map<string, V | undefined>();
+  constructor(private readonly base: Store<V>) {}
+  get(key: string): V | undefined {
+    return this.own.has(key) ? this.own.get(key) : this.base.get(key);
+  }
+  has(key: string): boolean {
+    return this.own.has(key) ? this.own.get(key) !== undefined : this.base.has(key);
+  }
+  set(key: string, value: V): void {
+    this.own.set(key, value);
+  }
+  delete(key: string): void {
+    this.own.set(key, undefined);
+  }
+}
+
 /** Both absent, or the same length and equal entries. */
 function sameSyms(a: readonly Sym[] | undefined, b: readonly Sym[] | undefined): boolean {
   if (!a || !b) return a === b;
@@ -89,8 +115,8 @@ const REDUCE = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'Re
  * snapshot like the GraphIndex it reads.
  */
 export class ShapeInference {
-  private shapes = new Map<string, SymShape>();
-  private values = new Map<string, Sym[]>();
+  private shapes: Store<SymShape> = new Map<string, SymShape>();
+  private values: Store<Sym[]> = new Map<string, Sym[]>();
   /** Values that are scalars (rank 0) among `values`. */
   private readonly opset: number;
 
@@ -125,8 +151,9 @@ export class ShapeInference {
 
   /** Starts from `base`'s results and revisits, in order, the nodes whose inputs changed or whose outputs are overridden. */
   private update(base: ShapeInference, order: NodeProto[], overrides: ReadonlyMap<string, SymShape>): void {
-    this.shapes = new Map(base.shapes);
-    this.values = new Map(base.values);
+    // Read through to the base: only what is revisited is stored here (no copy of every value).
+    this.shapes = new Overlay(base.shapes);
+    this.values = new Overlay(base.values);
     const changed = new Set<string>();
     for (const node of order) {
       let dirty = false;
