@@ -55,7 +55,8 @@ export function removePatchChannels(out: OnnxModel, keep: KeepSet, index = Graph
   if (keep.total !== d) throw new GraphError(`patch Conv ${GraphIndex.label(conv)} has ${d} filters; the keep set says ${keep.total}`);
   const kept = normalizeKeep(keep);
   if (kept.length === 0) throw new GraphError(`patch keep set '${keep.tap}' keeps no channel; at least one must stay`);
-  const removed = Array.from({ length: d }, (_, i) => i).filter((i) => !kept.includes(i));
+  const isKept = new Set(kept);
+  const removed = Array.from({ length: d }, (_, i) => i).filter((i) => !isKept.has(i));
   const record: PatchPruneRecord = { tap: keep.tap, conv: conv.name || conv.output[0], total: d, kept, removed, addedNodes: [] };
   if (removed.length === 0) return record;
 
