@@ -130,22 +130,25 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
     throw new ExternalDataError(modelFile, t.name, `length ${length} does not match dims and type (${expected} bytes)`);
   }
   const span = { path, offset, length, tensor: t.name };
-  closeSpan(openSpan(span, modelFile));
+  closeSpan(openSpan(span, modelFile, false));
   return span;
 }
 
 /**
  * Opens a span's file for reading, checked again: no symlink swapped in since it was resolved
- * (O_NOFOLLOW), a regular file, long enough. The caller closes the descriptor.
+ * (O_NOFOLLOW), a regular file, long enough, unchanged since the model was opened. The caller
+ * closes the descriptor with {@link closeSpan}. `reading` false: the span is only being located.
  */
-export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
+export function openSpan(span: ExternalSpan, modelFile = '<model>', reading = true): number {
   const shared = spanFiles?.get(span.path);
   if (shared) {
-    // Still checked per tensor: a file rewritten in place while the save runs is refused at the
-    // next tensor, as when each tensor opened it.
-    const st = fstatSync(shared.fd);
-    checkUnchanged(span.path, st, modelFile, span.tensor);
-    if (span.offset + span.length > st.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${st.size} bytes, needs ${span.offset + span.length}`);
+    // Checked again before each read: a file rewritten in place while a save runs is refused at
+    // the next tensor, as when each tensor opened it. A span only located (externalSpan, not
+    // reading) is checked against the size seen when the file was opened.
+    const st = reading ? fstatSync(shared.fd) : undefined;
+    if (st) checkUnchanged(span.path, st, modelFile, span.tensor);
+    const size = st?.size ?? shared.size;
+    if (span.offset + span.length > size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${size} bytes, needs ${span.offset + span.length}`);
     return shared.fd;
   }
   let fd: number;
@@ -159,7 +162,7 @@ export function openSpan(span: ExternalSpan, modelFile = '<model>'): number {
     if (!st.isFile()) throw new ExternalDataError(modelFile, span.tensor, `${span.path} is not a regular file`);
     checkUnchanged(span.path, st, modelFile, span.tensor);
     if (span.offset + span.length > st.size) throw new ExternalDataError(modelFile, span.tensor, `${span.path} has ${st.size} bytes, needs ${span.offset + span.length}`);
-    spanFiles?.set(span.path, { fd });
+    spanFiles?.set(span.path, { fd, size: st.size });
     return fd;
   } catch (e) {
     closeSync(fd);
@@ -179,7 +182,7 @@ export function closeSpan(fd: number): void {
  * resolved it 77 times (two per tensor). Each span still checks the file by fstat (see openSpan).
  * Nested calls share the outer set.
  */
-let spanFiles: Map<string, { fd: number }> | undefined;
+let spanFiles: Map<string, { fd: number; size: number }> | undefined;
 let resolvedLocations: Map<string, string> | undefined;
 
 export function withSpanFiles<T>(work: () => T): T {
