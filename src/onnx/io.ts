@@ -306,7 +306,7 @@ function copySpan(span: ExternalSpan, name: string, emit: (bytes: Uint8Array, at
       readFully(fd, target(span.length), 0, span.length, span.offset, short);
       return;
     }
-    const buffer = copyBuffer('span', Math.min(COPY_BUFFER_BYTES, span.length));
+    const buffer = copyBuffer(Math.min(COPY_BUFFER_BYTES, span.length));
     for (let done = 0; done < span.length; ) {
       const n = Math.min(buffer.byteLength, span.length - done);
       readFully(fd, buffer, 0, n, span.offset + done, short);
@@ -393,7 +393,8 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
       const out = (main = new TempFile(target));
       // Small chunks (headers, the graph's small tensors: over a thousand on a ViT) are joined into
       // one write each 1 MiB instead of one system call each.
-      const staged = copyBuffer('stage', STAGE_BYTES);
+      // Staged in the copy buffer too: flushed before any span or gather uses it.
+      let staged = copyBuffer(STAGE_BYTES);
       let used = 0;
       const flush = () => {
         if (used) out.write(staged.subarray(0, used));
@@ -404,6 +405,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
       for (const c of chunks) {
         if (c instanceof Uint8Array && c.byteLength < STAGE_BYTES) {
           if (used + c.byteLength > STAGE_BYTES) flush();
+          if (used === 0) staged = copyBuffer(STAGE_BYTES);
           staged.set(c, used);
           used += c.byteLength;
           continue;

@@ -557,30 +557,31 @@ export function materialize(t: TensorProto): void {
   t.rawData = out as Uint8Array<ArrayBuffer>;
 }
 
-const GATHER_BUFFER_BYTES = 8 << 20;
+const GATHER_BUFFER_BYTES = 4 << 20;
 
 /**
- * Copy buffers reused from one tensor to the next while a model is written. A fresh 4-8 MiB buffer
- * per tensor is first touched by the read into it, one page fault per 4 KiB: on ViT-B/16 that made
- * reading the kept bytes twice as slow as reading the file (bench/surgery). Callers consume what
- * they are given before asking again; {@link releaseCopyBuffers} frees them when the save ends.
+ * One copy buffer, reused from one tensor to the next while a model is written (spans, gathered
+ * rows, the save's small-chunk staging). A fresh 4-8 MiB buffer per tensor is first touched by the
+ * read into it, one page fault per 4 KiB: on ViT-B/16 that made reading the kept bytes twice as
+ * slow as reading the file (bench/surgery); one buffer for every use faults 4 MiB once, as the
+ * floor's own buffer does. Every caller consumes what it is given (writes it out or copies it)
+ * before anyone asks again; {@link releaseCopyBuffers} frees it when the save ends.
  */
-const copyBuffers = new Map<string, Uint8Array>();
+let copyBufferBytes: Uint8Array | undefined;
 
-export function copyBuffer(slot: 'span' | 'gather-rows' | 'gather-run' | 'stage', bytes: number): Uint8Array {
-  let b = copyBuffers.get(slot);
-  if (!b || b.byteLength < bytes) copyBuffers.set(slot, (b = new Uint8Array(bytes)));
-  return b.subarray(0, bytes);
+export function copyBuffer(bytes: number): Uint8Array {
+  if (!copyBufferBytes || copyBufferBytes.byteLength < bytes) copyBufferBytes = new Uint8Array(bytes);
+  return copyBufferBytes.subarray(0, bytes);
 }
 
 export function releaseCopyBuffers(): void {
-  copyBuffers.clear();
+  copyBufferBytes = undefined;
 }
 
 /**
  * Streams a gathered payload in order. Long runs are read straight into `target(n)` when given
  * (memory for the next n bytes), else through a buffer; short runs are read as whole rows through
- * an 8 MiB buffer and compacted there (a ViT's head widths, a CNN's channel runs).
+ * the 4 MiB copy buffer and compacted there (a ViT's head widths, a CNN's channel runs).
  */
 export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?: (n: number) => Uint8Array): void {
   const { span, rows, rowBytes, runs } = g;
@@ -594,7 +595,7 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
         for (const [start, n] of runs) {
           for (let done = 0; done < n; ) {
             const piece = Math.min(n - done, target ? n : GATHER_BUFFER_BYTES);
-            const into = target ? target(piece) : copyBuffer('gather-run', piece);
+            const into = target ? target(piece) : copyBuffer(piece);
             readFully(fd, into, 0, piece, span.offset + r * rowBytes + start + done, short);
             if (!target) emit(into);
             done += piece;
@@ -604,7 +605,7 @@ export function copyGather(g: Gather, emit: (bytes: Uint8Array) => void, target?
       return;
     }
     const rowsPerRead = Math.max(1, Math.floor(GATHER_BUFFER_BYTES / rowBytes));
-    const buffer = copyBuffer('gather-rows', Math.min(rows, rowsPerRead) * rowBytes);
+    const buffer = copyBuffer(Math.min(rows, rowsPerRead) * rowBytes);
     // Compacted in place: every kept run moves to or below where it was read (o <= start), so a
     // forward copy or copyWithin (memmove) never reads a word it has already overwritten. One native
     // copyWithin per run beats a subarray view + set per run 2.6x on VGG11's classifier (250k runs).
