@@ -234,29 +234,33 @@ export class ShapeInference {
     return value ? this.ints(value) : undefined;
   }
 
+  /** Records the shape of output `o` (nothing when either is missing). */
+  private put(o: string | undefined, s: SymShape | undefined): void {
+    if (s && o) this.shapes.set(o, s);
+  }
+
+  /** Records the elements of output `out` (and its shape, rank 1 or a scalar, when none is known yet). */
+  private putValue(out: string, v: Sym[] | undefined, rank1 = true): void {
+    if (!v) return;
+    this.values.set(out, v);
+    if (!this.shapes.has(out)) this.shapes.set(out, rank1 ? [sym.of(v.length)] : []);
+  }
+
   private visit(node: NodeProto): void {
     const op = node.opType;
     const [x] = node.input;
     const out = node.output[0];
     const xs = x ? this.shapes.get(x) : undefined;
-    const set = (s: SymShape | undefined, o = out) => {
-      if (s && o) this.shapes.set(o, s);
-    };
-    const setVal = (v: Sym[] | undefined, rank1 = true) => {
-      if (!v) return;
-      this.values.set(out, v);
-      if (!this.shapes.has(out)) this.shapes.set(out, rank1 ? [sym.of(v.length)] : []);
-    };
     if (node.domain && node.domain !== 'ai.onnx') return;
     if (op === 'Constant') {
       const a = node.attribute[0];
       if (a?.t) this.setConstant(out, a.t);
-      else if (a?.name === 'value_int') setVal([sym.of(Number(a.i))], false);
-      else if (a?.name === 'value_ints') setVal(a.ints.map((i) => sym.of(Number(i))));
+      else if (a?.name === 'value_int') this.putValue(out, [sym.of(Number(a.i))], false);
+      else if (a?.name === 'value_ints') this.putValue(out, a.ints.map((i) => sym.of(Number(i))));
       return;
     }
     if (SAME_SHAPE.has(op)) {
-      set(xs);
+      this.put(out, xs);
       const v = x ? this.values.get(x) : undefined;
       if (v && (op === 'Identity' || op === 'Cast' || op === 'Floor' || op === 'Ceil')) {
         this.values.set(out, v);
@@ -266,7 +270,7 @@ export class ShapeInference {
     }
     if (BROADCAST.has(op)) {
       const ins = (op === 'Where' ? node.input : node.input).map((i) => this.shapes.get(i));
-      if (ins.every(Boolean)) set(broadcast(ins as SymShape[], out, this));
+      if (ins.every(Boolean)) this.put(out, broadcast(ins as SymShape[], out, this));
       const vals = node.input.map((i) => this.values.get(i));
       if (op === 'Where' && vals.every(Boolean)) {
         const [c, a, b] = vals as Sym[][];
@@ -301,11 +305,11 @@ export class ShapeInference {
         const norm = (a: number) => Math.min(r, Math.max(0, a < 0 ? a + r : a));
         const start = norm(attrInt(node, 'start', 0));
         const end = norm(attrInt(node, 'end', r));
-        setVal(xs.slice(start, end));
+        this.putValue(out, xs.slice(start, end));
         return;
       }
       case 'Size':
-        if (xs) setVal([sym.product(xs)], false);
+        if (xs) this.putValue(out, [sym.product(xs)], false);
         return;
       case 'Reshape': {
         const target = this.values.get(node.input[1]);
@@ -319,10 +323,10 @@ export class ShapeInference {
         const free = dims.findIndex((d) => d === undefined);
         if (free >= 0) {
           const known = dims.filter((d, i) => i !== free);
-          if (known.some((d) => !d) || !xs) return set(dims.map((d, i) => d ?? this.opaque(out, i)));
+          if (known.some((d) => !d) || !xs) return this.put(out, dims.map((d, i) => d ?? this.opaque(out, i)));
           dims[free] = sym.div(sym.product(xs), sym.product(known as Sym[])) ?? this.opaque(out, free);
         }
-        set(dims as Sym[]);
+        this.put(out, dims as Sym[]);
         const v = this.values.get(x);
         if (v) this.values.set(out, v);
         return;
@@ -331,13 +335,13 @@ export class ShapeInference {
         if (!xs) return;
         let a = attrInt(node, 'axis', 1);
         if (a < 0) a += xs.length;
-        set([sym.product(xs.slice(0, a)), sym.product(xs.slice(a))]);
+        this.put(out, [sym.product(xs.slice(0, a)), sym.product(xs.slice(a))]);
         return;
       }
       case 'Transpose': {
         if (!xs) return;
         const perm = attrInts(node, 'perm') ?? xs.map((_, i) => xs.length - 1 - i);
-        set(perm.map((p) => xs[p]));
+        this.put(out, perm.map((p) => xs[p]));
         const v = this.values.get(x);
         if (v && xs.every(sym.isConst)) this.values.set(out, transposeValues(v, xs.map((d) => d.c), perm));
         return;
@@ -349,7 +353,7 @@ export class ShapeInference {
         if (op === 'Squeeze') {
           if (!xs) return;
           const norm = (axes ?? xs.map((d, i) => (sym.isConst(d) && d.c === 1 ? i : -1)).filter((i) => i >= 0)).map((a) => (a < 0 ? a + xs.length : a));
-          set(xs.filter((_, i) => !norm.includes(i)));
+          this.put(out, xs.filter((_, i) => !norm.includes(i)));
           if (v) this.values.set(out, v);
         } else {
           if (!axes || !xs) return;
@@ -358,7 +362,7 @@ export class ShapeInference {
           const s: Sym[] = [];
           let k = 0;
           for (let i = 0; i < r; i++) s.push(norm.includes(i) ? sym.of(1) : xs[k++]);
-          set(s);
+          this.put(out, s);
           if (v) this.values.set(out, v);
         }
         return;
@@ -374,7 +378,7 @@ export class ShapeInference {
           let total: Sym | undefined = sym.of(0);
           for (const sh of ins as SymShape[]) total = total && add(total, sh[a]);
           s[a] = total ?? this.opaque(out, a);
-          set(s);
+          this.put(out, s);
         }
         const vals = node.input.map((i) => this.values.get(i));
         if (vals.every(Boolean) && attrInt(node, 'axis', 0) === 0) this.values.set(out, (vals as Sym[][]).flat());
@@ -394,7 +398,7 @@ export class ShapeInference {
         node.output.forEach((o, i) => {
           const s = [...xs];
           s[a] = sym.of(sizes![i]);
-          set(s, o);
+          this.put(o, s);
         });
         return;
       }
@@ -419,7 +423,7 @@ export class ShapeInference {
           s[a] = sym.of(len);
           sel[a] = [b, steps[k], len];
         }
-        set(s);
+        this.put(out, s);
         const v = this.values.get(x);
         if (v && xs.every(sym.isConst)) this.values.set(out, sliceValues(v, xs.map((d) => d.c), sel));
         return;
@@ -429,7 +433,7 @@ export class ShapeInference {
         if (!xs || !is) return;
         let a = attrInt(node, 'axis', 0);
         if (a < 0) a += xs.length;
-        set([...xs.slice(0, a), ...is, ...xs.slice(a + 1)]);
+        this.put(out, [...xs.slice(0, a), ...is, ...xs.slice(a + 1)]);
         const v = this.values.get(x);
         const idx = this.ivals(node.input[1]);
         if (v && idx && xs.length === 1) {
@@ -440,7 +444,7 @@ export class ShapeInference {
       }
       case 'Expand': {
         const target = this.values.get(node.input[1]);
-        if (xs && target) set(broadcast([xs, target], out, this));
+        if (xs && target) this.put(out, broadcast([xs, target], out, this));
         return;
       }
       case 'MatMul': {
@@ -453,7 +457,7 @@ export class ShapeInference {
         const s = [...batch, a2[a2.length - 2], b2[b2.length - 1]];
         if (a.length === 1) s.splice(s.length - 2, 1);
         if (b.length === 1) s.pop();
-        set(s);
+        this.put(out, s);
         return;
       }
       case 'Gemm': {
@@ -461,7 +465,7 @@ export class ShapeInference {
         if (!xs || !b || xs.length !== 2 || b.length !== 2) return;
         const m = attrInt(node, 'transA', 0) ? xs[1] : xs[0];
         const n = attrInt(node, 'transB', 0) ? b[0] : b[1];
-        set([m, n]);
+        this.put(out, [m, n]);
         return;
       }
       case 'Conv':
@@ -485,25 +489,25 @@ export class ShapeInference {
           const span = d.c + p - dil[i] * (kernel[i] - 1) - 1;
           return sym.of((ceil ? Math.ceil(span / strides[i]) : Math.floor(span / strides[i])) + 1);
         });
-        set([xs[0], op === 'Conv' ? (w?.[0] ?? this.opaque(out, 1)) : xs[1], ...spatial]);
-        if (op === 'MaxPool' && node.output[1]) set(this.shapes.get(out), node.output[1]);
+        this.put(out, [xs[0], op === 'Conv' ? (w?.[0] ?? this.opaque(out, 1)) : xs[1], ...spatial]);
+        if (op === 'MaxPool' && node.output[1]) this.put(node.output[1], this.shapes.get(out));
         return;
       }
       case 'GlobalAveragePool':
       case 'GlobalMaxPool':
       case 'GlobalLpPool':
-        if (xs) set([...xs.slice(0, 2), ...xs.slice(2).map(() => sym.of(1))]);
+        if (xs) this.put(out, [...xs.slice(0, 2), ...xs.slice(2).map(() => sym.of(1))]);
         return;
       case 'Pad': {
         const pads = attrInts(node, 'pads') ?? this.ivals(node.input[1]);
         if (!xs || !pads || node.input[3]) return;
-        set(xs.map((d, i) => (pads[i] === 0 && pads[i + xs.length] === 0 ? d : sym.isConst(d) ? sym.of(d.c + pads[i] + pads[i + xs.length]) : this.opaque(out, i))));
+        this.put(out, xs.map((d, i) => (pads[i] === 0 && pads[i + xs.length] === 0 ? d : sym.isConst(d) ? sym.of(d.c + pads[i] + pads[i + xs.length]) : this.opaque(out, i))));
         return;
       }
       case 'ConstantOfShape': {
         const target = this.values.get(x);
         if (!target) return;
-        set(target);
+        this.put(out, target);
         const fill = getAttr(node, 'value')?.t;
         const n = target.every(sym.isConst) ? target.reduce((a, d) => a * d.c, 1) : Infinity;
         if (n <= MAX_VALUE_ELEMENTS && (!fill || [6, 7].includes(fill.dataType))) {
@@ -514,12 +518,12 @@ export class ShapeInference {
       }
       case 'Range': {
         const [s, l, d] = [node.input[0], node.input[1], node.input[2]].map((i) => this.ivals(i)?.[0]);
-        if (s !== undefined && l !== undefined && d) set([sym.of(Math.max(0, Math.ceil((l - s) / d)))]);
+        if (s !== undefined && l !== undefined && d) this.put(out, [sym.of(Math.max(0, Math.ceil((l - s) / d)))]);
         return;
       }
       case 'Tile': {
         const reps = this.ivals(node.input[1]);
-        if (xs && reps) set(xs.map((d, i) => sym.mul(d, sym.of(reps[i]))));
+        if (xs && reps) this.put(out, xs.map((d, i) => sym.mul(d, sym.of(reps[i]))));
         return;
       }
     }
@@ -534,7 +538,7 @@ export class ShapeInference {
         if (!norm.includes(i)) s.push(d);
         else if (keep) s.push(sym.of(1));
       });
-      set(s);
+      this.put(out, s);
     }
   }
 }

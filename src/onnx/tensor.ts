@@ -172,7 +172,7 @@ export function openSpan(span: ExternalSpan, modelFile = '<model>', reading = tr
 
 /** Closes a descriptor from {@link openSpan}, unless it is shared by {@link withSpanFiles}. */
 export function closeSpan(fd: number): void {
-  if (spanFiles && [...spanFiles.values()].some((f) => f.fd === fd)) return;
+  for (const f of spanFiles?.values() ?? []) if (f.fd === fd) return;
   closeSync(fd);
 }
 
