@@ -12,7 +12,7 @@ import { Dataset } from '../src/data/dataset.js';
 import { evaluate } from '../src/eval/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cloneModel, externalSpan, gatherOf, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
+import { cloneModel, externalSpan, gatherOf, makeNode, makeTensor, setGathered, loadModel, openModel, readTensor, saveModel, serializeModel, isExternal, tensorBytes, OnnxFormatError } from '../src/onnx/index.js';
 import { createRuntime, runBatch } from '../src/runtime/session.js';
 import { ioFaults } from '../src/onnx/files.js';
 import { calibrate, calibrateTensors, discoverTaps } from '../src/calibration/index.js';
@@ -336,11 +336,38 @@ describe('pruneVit on an opened model', () => {
       expect(fromFile.proto.graph!.initializer.some(isExternal)).toBe(true);
       const expected = Buffer.from(serializeModel(pruneVit(model, options).model));
       expect(Buffer.from(serializeModel(fromFile)).equals(expected)).toBe(true);
+      // Every tensor of 64 bytes or more left in the file, biases included: the same result.
+      expect(Buffer.from(serializeModel(pruneVit(openModel(path, { referenceFrom: 64 }), options).model)).equals(expected)).toBe(true);
       // pruneVitToFile opens the input and prunes that model in place (no clone): the same bytes.
       const out = join(dir, 'vit-pruned.onnx');
       pruneVitToFile(path, out, { ...options, overwrite: true });
       expect(readFileSync(out).equals(expected)).toBe(true);
     }
+  });
+
+  it("a bias torch aliases through Identity (equal tensors exported once) stays in the file when its copy is sliced", () => {
+    // torch exports equal tensors once and reads them through Identity nodes (ViT-B/16's zero
+    // in_proj biases): block 1 reads block 0's bias that way here.
+    const model = loadModel(join(ROOT, 'fixtures/vit_b16_tiny_op17.onnx'));
+    const g = model.proto.graph!;
+    const bias = (i: number) => `encoder.layers.encoder_layer_${i}.self_attention.in_proj_bias`;
+    const add1 = g.node.find((n) => n.input.includes(bias(1)))!;
+    g.node.splice(g.node.indexOf(add1), 0, makeNode('Identity', [bias(0)], ['aliased_bias'], 'alias'));
+    add1.input[add1.input.indexOf(bias(1))] = 'aliased_bias';
+    g.initializer = g.initializer.filter((t) => t.name !== bias(1));
+    const path = join(dir, 'aliased.onnx');
+    saveModel(model, path, { overwrite: true });
+    const headKeeps: KeepSet[] = findAttentionBlocks(model).map((b) => ({ tap: b.id, kind: 'heads', total: b.numHeads, keep: [0] }));
+    const options = { pattern: 'heads' as const, headKeeps };
+    const expected = Buffer.from(serializeModel(pruneVit(loadModel(path), options).model));
+    const opened = openModel(path, { referenceFrom: 64 });
+    expect(isExternal(opened.proto.graph!.initializer.find((t) => t.name === bias(0))!)).toBe(true);
+    const pruned = pruneVit(opened, options).model;
+    // Both blocks' sliced copies of the bias are still read from the file (recorded runs), not read here.
+    const copies = pruned.proto.graph!.initializer.filter((t) => t.name.startsWith(bias(0)) || t.name.startsWith('aliased_bias'));
+    expect(copies.length).toBeGreaterThanOrEqual(1);
+    expect(copies.every((t) => gatherOf(t) !== undefined)).toBe(true);
+    expect(Buffer.from(serializeModel(pruned)).equals(expected)).toBe(true);
   });
 
   it('inPlace edits and returns the given model (without its path); by default the input is left as it was', () => {

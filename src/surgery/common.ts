@@ -87,11 +87,9 @@ export function ownConstantInput(index: GraphIndex, node: NodeProto, inputIndex:
   const copy = clone(TensorProtoSchema, t);
   copy.name = index.uniqueName(`${name}_${node.name || node.output[0]}`);
   copy.rawData = new Uint8Array(t.rawData) as typeof t.rawData;
+  // A payload still in a file (openModel's references, external data) stays there, referenced by
+  // the copy too, as ownInitializer's copies do: slicing it records runs, nothing is read here.
   sharePayload(t, copy);
-  if (t.externalData.length) {
-    // Materialize external data: the copy is edited and written inline.
-    writeTensor(copy, tensorDims(t), copyOf(readTensor(t, index.baseDir)));
-  }
   index.graph.initializer.push(copy);
   index.initializers.set(copy.name, copy);
   const users = index.consumersOf(name).filter((u) => u !== node || node.input.filter((i) => i === name).length > 1);
@@ -99,10 +97,6 @@ export function ownConstantInput(index: GraphIndex, node: NodeProto, inputIndex:
   node.input[inputIndex] = copy.name;
   index.consumers.set(copy.name, [node]);
   return copy;
-}
-
-function copyOf(a: TensorArray): TensorArray {
-  return a.slice() as TensorArray;
 }
 
 /**
