@@ -32,6 +32,7 @@ import { defaultOpset, surgeryCopy } from '../src/surgery/common.js';
 import { findAttentionBlocks } from '../src/surgery/vit/index.js';
 import { removeHeads } from '../src/surgery/vit/heads.js';
 import { removePatchChannels } from '../src/surgery/vit/patch.js';
+import { resolveConstant } from '../src/surgery/vit/linear.js';
 import type { KeepSet } from '../src/core/keep.js';
 import { GraphBuilder, attr, tinyCnn } from './helpers/graph-builder.js';
 
@@ -174,18 +175,13 @@ describe('one index for both ViT steps', () => {
       const m = surgeryCopy(loadModel(matrix(file)), true);
       const index = GraphIndex.ofModel(m);
       const conv = m.proto.graph!.node.find((n) => n.opType === 'Conv')!;
-      const total = Number(index.initializers.get(conv.input[1])?.dims[0] ?? resolveDims(index, conv.input[1]));
+      const total = Number(resolveConstant(index, conv.input[1])!.dims[0]);
       const record = removePatchChannels(m, { kind: 'patch', tap: conv.output[0], total, keep: Array.from({ length: total }, (_, i) => i).filter((i) => i % 3 !== 1) }, index);
       expect(record.addedNodes).toHaveLength(2);
       expect(summary(index)).toEqual(summary(GraphIndex.ofModel(m)));
     });
   }
 });
-
-function resolveDims(index: GraphIndex, value: string): number {
-  for (let p = index.producer.get(value); p?.opType === 'Identity'; p = index.producer.get(value)) value = p.input[0];
-  return Number(index.constantTensor(value)!.dims[0]);
-}
 
 describe('saving with shared span files', () => {
   const openFds = () => readdirSync('/proc/self/fd').length;

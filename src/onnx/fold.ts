@@ -111,8 +111,8 @@ function foldComputed(graph: GraphProto, opset: number, baseDir: string | undefi
 /**
  * Whether any node besides the Constants already `folded` could fold: folding starts at a foldable
  * node whose inputs are all initializers or folded Constants (possibly through an Identity alias)
- * or absent. A graph folded once usually has none (a ViT's
- * second surgery step), and this answers without indexing and ordering the graph.
+ * or absent. A graph folded once usually has none (pruneVitStaged's head step, a surgery of a
+ * pruned model), and this answers without indexing and ordering the graph.
  */
 function mayFold(graph: GraphProto, folded: ReadonlyMap<NodeProto, TensorProto>): boolean {
   const constants = new Set(graph.initializer.map((t) => t.name));

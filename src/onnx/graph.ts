@@ -47,14 +47,17 @@ export class GraphIndex {
     for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) this.valueInfo.set(v.name, v);
     for (const v of graph.input) this.graphInputs.add(v.name);
     for (const v of graph.output) this.graphOutputs.add(v.name);
-    for (const node of graph.node) {
-      if (node.name) this.byName.set(node.name, node);
-      for (const o of node.output) if (o) this.producer.set(o, node);
-      for (const i of nodeInputs(node)) {
-        if (!this.consumers.has(i)) this.consumers.set(i, []);
-        const list = this.consumers.get(i)!;
-        if (!list.includes(node)) list.push(node);
-      }
+    for (const node of graph.node) this.record(node);
+  }
+
+  /** Records a node: its name, the producer of its outputs, a consumer of its inputs. */
+  private record(node: NodeProto): void {
+    if (node.name) this.byName.set(node.name, node);
+    for (const o of node.output) if (o) this.producer.set(o, node);
+    for (const i of nodeInputs(node)) {
+      const list = this.consumers.get(i);
+      if (!list) this.consumers.set(i, [node]);
+      else if (!list.includes(node)) list.push(node);
     }
   }
 
@@ -207,13 +210,7 @@ export class GraphIndex {
    */
   insertNode(node: NodeProto, at: number): void {
     this.graph.node.splice(at, 0, node);
-    if (node.name) this.byName.set(node.name, node);
-    for (const o of node.output) if (o) this.producer.set(o, node);
-    for (const i of nodeInputs(node)) {
-      const list = this.consumers.get(i) ?? [];
-      if (!list.includes(node)) list.push(node);
-      this.consumers.set(i, list);
-    }
+    this.record(node);
   }
 
   /** Adds an initializer to the graph and the index. */
@@ -486,8 +483,7 @@ export function ownInitializer(index: GraphIndex, node: NodeProto, inputIndex: n
 export function removeDeadCode(graph: GraphProto, options: { irVersion?: number | bigint } = {}): number {
   const live = new Set(graph.output.map((o) => o.name));
   const keep = new Set<NodeProto>();
-  // A graph in order (the usual case) needs no index: only its producers are looked up.
-  const order = isStoredInOrder(graph) ? graph.node : new GraphIndex(graph).topologicalOrder();
+  const order = topologicalNodes(graph);
   const initializersBefore = new Set(graph.initializer.map((t) => t.name));
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i];
@@ -534,7 +530,12 @@ export function syncInitializerInputs(graph: GraphProto, irVersion?: number | bi
 
 /** Sorts graph.node topologically in place (needed after inserting nodes out of order). */
 export function sortGraph(graph: GraphProto): void {
-  if (!isStoredInOrder(graph)) graph.node = new GraphIndex(graph).topologicalOrder();
+  graph.node = topologicalNodes(graph);
+}
+
+/** graph.node in topological order: the stored list itself when it already is one (the usual case, checked without an index). */
+function topologicalNodes(graph: GraphProto): NodeProto[] {
+  return isStoredInOrder(graph) ? graph.node : new GraphIndex(graph).topologicalOrder();
 }
 
 /** Whether graph.node is already a topological order (checked without building a GraphIndex). */

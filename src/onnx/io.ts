@@ -11,10 +11,9 @@ import { clone, create, fromBinary, toBinary, clearField, isFieldSet } from '@bu
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
-import { LocationError, resolveInside } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
 import { checkUnchanged, recordFile } from './file-identity.js';
-import { closeSpan, copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, setExternal, sharePayload, tensorBytes, withSpanFiles, type ExternalSpan, type Gather } from './tensor.js';
+import { closeSpan, copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, resolveLocation, setExternal, sharePayload, tensorBytes, withSpanFiles, type ExternalSpan, type Gather } from './tensor.js';
 
 /** IR versions this library reads and writes (IR 3 = ONNX 1.0 with opsets, 13 = the bundled schema). */
 export const SUPPORTED_IR_VERSIONS: readonly [number, number] = [3, 13];
@@ -185,17 +184,8 @@ export function externalDataFiles(model: OnnxModel, name = model.path ?? '<model
     const location = t.externalData.find((e) => e.key === 'location')?.value;
     if (!location) throw new ExternalDataError(name, t.name, 'no location entry');
     if (!model.baseDir) throw new ExternalDataError(name, t.name, `stored in '${location}' but no baseDir was given`);
-    let file = resolved.get(location);
-    if (file === undefined) {
-      try {
-        // Contained in the model's folder before anything is stat'ed: no oracle for outside files.
-        file = resolveInside(model.baseDir, location);
-      } catch (e) {
-        if (e instanceof LocationError) throw new ExternalDataError(name, t.name, e.message);
-        throw e;
-      }
-      resolved.set(location, file);
-    }
+    // Contained in the model's folder before anything is stat'ed: no oracle for outside files.
+    const file = resolveLocation(model.baseDir, location, name, t.name, resolved);
     const list = files.get(file) ?? [];
     list.push(t);
     files.set(file, list);
@@ -490,8 +480,9 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
   // Refuse before reading or writing anything when the inline payload alone passes 2 GiB.
   const inits = graph.initializer;
   const initSet = new Set(inits);
+  const tensors = allTensors(graph);
   let inlineBytes = 0;
-  for (const t of allTensors(graph)) {
+  for (const t of tensors) {
     const bytes = isExternal(t) ? rawByteLength(t) : (gatherOf(t)?.length ?? t.rawData.byteLength);
     const initializer = initSet.has(t);
     if (!(ext && bytes >= ext.threshold && initializer) && !(keepExternal && initializer && isExternal(t))) inlineBytes += bytes;
@@ -500,7 +491,7 @@ function encodeChunks(model: OnnxModel, ext: Externalize | undefined, keepExtern
   const touched: [TensorProto, Partial<TensorProto>][] = [];
   const graphChunks: Chunk[] = [];
   try {
-    for (const t of allTensors(graph)) {
+    for (const t of tensors) {
       // Only initializers are written from their runs; a gathered attribute tensor is read here.
       if (!initSet.has(t)) materialize(t);
       if (!isExternal(t) || initSet.has(t)) continue;

@@ -38,6 +38,10 @@ export const sym = {
   eq(a: Sym, b: Sym): boolean {
     return a.c === b.c && a.syms.length === b.syms.length && a.syms.every((s, i) => s === b.syms[i]);
   },
+  /** Two shapes (or value lists) of the same length with equal entries. */
+  eqList(a: readonly Sym[], b: readonly Sym[]): boolean {
+    return a.length === b.length && a.every((x, i) => sym.eq(x, b[i]));
+  },
   mul(a: Sym, b: Sym): Sym {
     return { c: a.c * b.c, syms: [...a.syms, ...b.syms].sort() };
   },
@@ -89,10 +93,9 @@ class Overlay<V> implements Store<V> {
   }
 }
 
-/** Both absent, or the same length and equal entries. */
+/** Both absent, or both present and equal. */
 function sameSyms(a: readonly Sym[] | undefined, b: readonly Sym[] | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.length === b.length && a.every((x, i) => sym.eq(x, b[i]));
+  return a && b ? sym.eqList(a, b) : a === b;
 }
 
 /** Integer tensors up to this many elements get their values inferred. */

@@ -108,17 +108,7 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
   const location = entry(t, 'location');
   if (!location) throw new ExternalDataError(modelFile, t.name, 'no location entry');
   if (!baseDir) throw new ExternalDataError(modelFile, t.name, `stored in '${location}' but the model was loaded from bytes without baseDir`);
-  const key = `${baseDir}\0${location}`;
-  let path = resolvedLocations?.get(key) ?? '';
-  if (!path) {
-    try {
-      path = resolveInside(baseDir, location);
-    } catch (e) {
-      if (e instanceof LocationError) throw new ExternalDataError(modelFile, t.name, e.message);
-      throw e;
-    }
-    resolvedLocations?.set(key, path);
-  }
+  const path = resolveLocation(baseDir, location, modelFile, t.name);
   const offset = Number(entry(t, 'offset') ?? '0');
   const expected = rawByteLength(t);
   const lengthEntry = entry(t, 'length');
@@ -132,6 +122,26 @@ export function externalSpan(t: TensorProto, baseDir: string | undefined, modelF
   const span = { path, offset, length, tensor: t.name };
   closeSpan(openSpan(span, modelFile, false));
   return span;
+}
+
+/**
+ * Where an external-data location points (resolveInside), refused as an ExternalDataError naming
+ * the tensor. Each location is resolved once per `memo`: by default the one of the running
+ * {@link withSpanFiles}, if any.
+ */
+export function resolveLocation(baseDir: string, location: string, modelFile: string, tensor: string, memo: Map<string, string> | undefined = resolvedLocations): string {
+  const key = `${baseDir}\0${location}`;
+  const known = memo?.get(key);
+  if (known !== undefined) return known;
+  let path: string;
+  try {
+    path = resolveInside(baseDir, location);
+  } catch (e) {
+    if (e instanceof LocationError) throw new ExternalDataError(modelFile, tensor, e.message);
+    throw e;
+  }
+  memo?.set(key, path);
+  return path;
 }
 
 /**

@@ -621,7 +621,7 @@ class BlockAnalysis {
       if (!x || !y || x.length === 0 || y.length === 0) continue;
       const px = parts(x);
       const py = parts(y);
-      if (px.length !== py.length || px.some((d, j) => !sym.eq(d, py[j]))) throw new Lost(node, 'its operands hold different things on a batch axis');
+      if (!sym.eqList(px, py)) throw new Lost(node, 'its operands hold different things on a batch axis');
     }
   }
 
@@ -855,9 +855,10 @@ function rangeCut(fs: Factor[], ranges: [number, number][]): { major: Factor & {
   return { major: rev[0] as Factor & { kind: 'feat' }, minor, R };
 }
 
-function gcd(a: number, b: number): number {
+/** Greatest common divisor (non-negative; 0 when both are 0). */
+export function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
-  return a;
+  return Math.abs(a);
 }
 
 /** How a feature factor relates to the head digit (stride s, size H). */

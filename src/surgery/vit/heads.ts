@@ -15,7 +15,7 @@ import { ShapeInference, sliceBounds, sym, type Sym, type SymShape } from '../..
 import type { OnnxModel } from '../../onnx/io.js';
 import { defaultOpset, ownConstantInput, sliceTensorAxis, surgeryCopy, type InPlaceOption } from '../common.js';
 import { normalizeKeep, type KeepSet } from '../../core/keep.js';
-import { matchAttention, relation, type AttentionLayout, type AttentionMatch, type Factor, type Track } from './attention.js';
+import { gcd, matchAttention, relation, type AttentionLayout, type AttentionMatch, type Factor, type Track } from './attention.js';
 import { keepInputFeatures, keepOutputFeatures, resolveConstant } from './linear.js';
 
 export interface HeadPruneRecord {
@@ -89,7 +89,11 @@ export function removeHeads(out: OnnxModel, keepSets: KeepSet[], index = GraphIn
   for (const { m, kept } of plans) if (kept.length) checkShapeReaders(index, m, before, after!);
   // Recorded shapes by value (value_info, inputs, outputs), rewritten along the head paths.
   const recorded = new Map<string, ValueInfoProto[]>();
-  for (const v of [...index.graph.valueInfo, ...index.graph.input, ...index.graph.output]) recorded.set(v.name, [...(recorded.get(v.name) ?? []), v]);
+  for (const v of [...index.graph.valueInfo, ...index.graph.input, ...index.graph.output]) {
+    const list = recorded.get(v.name);
+    if (list) list.push(v);
+    else recorded.set(v.name, [v]);
+  }
   for (const { m, kept, record } of plans) {
     if (kept.length === 0) {
       dropAttentionBranch(index, m, out, before);
@@ -116,7 +120,7 @@ function checkShapeReaders(index: GraphIndex, m: AttentionMatch, before: ShapeIn
   const same = (v: string) => {
     const a = before.value(v);
     const b = after.value(v);
-    return !!a && !!b && a.length === b.length && a.every((x, i) => sym.eq(x, b[i]));
+    return !!a && !!b && sym.eqList(a, b);
   };
   const seen = new Set<string>();
   const queue: string[] = [];
@@ -178,7 +182,6 @@ class Sizer {
 function keepHeads(index: GraphIndex, m: AttentionMatch, kept: number[], sizer: Sizer, after: ShapeInference, overrides: Map<string, SymShape>, recorded: ReadonlyMap<string, ValueInfoProto[]>): NodeProto[] {
   const name = m.block.id;
   const keptSet = new Set(kept);
-  const graph = index.graph;
   const fail = (node: NodeProto, why: string): never => {
     throw new GraphError(`attention block '${name}': ${GraphIndex.label(node)}: ${why}`);
   };
@@ -395,10 +398,6 @@ class IntsRewriter {
   }
 }
 
-function gcd(a: number, b: number): number {
-  return b === 0 ? Math.abs(a) : gcd(b, a % b);
-}
-
 /** Writes a new recorded shape (numbers where known, unknown otherwise) on a value's entries. */
 function setRecordedShape(recorded: ReadonlyMap<string, ValueInfoProto[]>, value: string, shape: SymShape): void {
   for (const v of recorded.get(value) ?? []) {
@@ -473,7 +472,7 @@ function dropAttentionBranch(index: GraphIndex, m: AttentionMatch, model: OnnxMo
         if (region.has(other)) fail(u, 'adds the branch to itself');
         const rs = shapes.shape(other);
         const os = shapes.shape(u.output[0]);
-        if (!rs || !os || rs.length !== os.length || rs.some((d, i) => !sym.eq(d, os[i]))) fail(u, 'is not a residual Add whose other input has the full shape');
+        if (!rs || !os || !sym.eqList(rs, os)) fail(u, 'is not a residual Add whose other input has the full shape');
         exits.push({ add: u, side });
         continue;
       }

@@ -55,9 +55,9 @@ export function pruneVit(model: OnnxModel, options: VitPruneOptions): VitPruneRe
   // One copy (unless the caller gave the input away), folded once; both steps edit it, and what
   // they leave unused goes in one dead-code pass at the end.
   const out = surgeryCopy(model, options.inPlace);
-  // The weights' file is resolved and opened once for all the tensors sliced.
   // One index for both steps: the patch step keeps it up to date.
   const index = GraphIndex.ofModel(out);
+  // The weights' file is resolved and opened once for all the tensors sliced.
   const { patch, heads } = withSpanFiles(() => ({
     patch: wantsPatch ? removePatchChannels(out, options.patchKeep!, index) : undefined,
     heads: wantsHeads ? removeHeads(out, headKeeps, index) : [],
