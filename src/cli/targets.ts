@@ -3,10 +3,11 @@
  * failure when this run created them), existing files refused without --force, each folder probed
  * for writing. Errors name the path the user gave, never a temp name.
  */
-import { closeSync, existsSync, mkdirSync, openSync, realpathSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { externalDataFiles, loadModel, type OnnxModel } from '../onnx/io.js';
 import { openModel } from '../onnx/lazy.js';
+import { realPathOf } from '../onnx/paths.js';
 import { CliError } from './errors.js';
 import { onInterrupt } from './interrupt.js';
 
@@ -53,12 +54,7 @@ export interface OutputTarget {
  * command writes) replaces it: the save renames the new file over the one they would be read from.
  */
 export function openInput(modelPath: string, out?: string): OnnxModel {
-  return out !== undefined && realPath(out) === realPath(modelPath) ? loadModel(modelPath) : openModel(modelPath);
-}
-
-/** A path as the file system resolves it: the real path when it exists. */
-export function realPath(p: string): string {
-  return existsSync(p) ? realpathSync(p) : resolve(p);
+  return out !== undefined && realPathOf(out) === realPathOf(modelPath) ? loadModel(modelPath) : openModel(modelPath);
 }
 
 /**
@@ -67,10 +63,10 @@ export function realPath(p: string): string {
  * weights from them until the outputs are written). `hint` says which option to change.
  */
 export function refuseOutputsOnInput(model: OnnxModel, modelPath: string, targets: OutputTarget[], hint: string): void {
-  const input = realPath(modelPath);
+  const input = realPathOf(modelPath);
   const reads = new Set([input, ...externalDataFiles(model).keys()]);
   for (const t of targets) {
-    const at = realPath(t.path);
+    const at = realPathOf(t.path);
     if (reads.has(at)) throw new CliError(`${t.what} ${t.path} would replace ${at === input ? 'the input model' : 'an external-data file the input model reads'}; ${hint}`);
   }
 }

@@ -11,6 +11,7 @@ import { clone, create, fromBinary, toBinary, clearField, isFieldSet } from '@bu
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GraphProtoSchema, ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto, type GraphProto } from './proto.js';
 import { ExternalDataError, ModelTooLargeError, OnnxFormatError, OutputExistsError, OutputPathError, UnsupportedIrVersionError } from './errors.js';
+import { realPathOf } from './paths.js';
 import { TempFile, sweepStaleTemps } from './files.js';
 import { checkUnchanged, recordFile } from './file-identity.js';
 import { closeSpan, copyBuffer, copyGather, externalSpan, gatherOf, isExternal, materialize, openSpan, rawByteLength, readExternalBytes, readFully, releaseCopyBuffers, resolveLocation, setExternal, sharePayload, tensorBytes, withSpanFiles, type ExternalSpan, type Gather } from './tensor.js';
@@ -321,10 +322,9 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
   const target = resolve(path);
   const dir = dirname(target);
   const reads = externalDataFiles(model);
-  const real = (p: string) => (existsSync(p) ? realpathSync(p) : join(existsSync(dirname(p)) ? realpathSync(dirname(p)) : dirname(p), basename(p)));
   if (existsSync(target)) {
     if (statSync(target).isDirectory()) throw new OutputPathError(path, 'is a folder');
-    if (reads.has(real(target))) {
+    if (reads.has(realPathOf(target))) {
       throw new OutputPathError(
         path,
         'is a file the model being saved reads its weights from (an external-data file, or its own input when opened with openModel, which leaves the weights there); save to another path, or load the model whole with loadModel to replace its input',
@@ -342,7 +342,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
   const dataName = externalize ? externalDataName(target, path, options.externalDataFile) : undefined;
   const dataTarget = dataName ? join(dir, dataName) : undefined;
   if (dataTarget) {
-    if (reads.has(real(dataTarget))) {
+    if (reads.has(realPathOf(dataTarget))) {
       throw new OutputPathError(dataTarget, 'is an external-data file the model being saved reads its weights from; choose another externalDataFile');
     }
     if (existsSync(dataTarget)) {

@@ -7,8 +7,8 @@
  * it names is touched. So a location or a symlink that leads outside is refused with the same
  * message whether or not the outside file exists: no existence or size oracle for host files.
  */
-import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /** Why a location cannot be used; the caller wraps it in its own typed error. */
 export class LocationError extends Error {}
@@ -80,4 +80,15 @@ export function resolveInside(baseDir: string, location: string): string {
   // A symlink to '.' or to a folder can end the walk on a folder.
   if (!lstatSync(file).isFile()) throw new LocationError(`location '${location}' names a folder or special file (${file}), not a regular file`);
   return file;
+}
+
+/**
+ * Which file a path names, to compare an output with the files a model reads: the real path of
+ * an existing file, else the file's name in its folder's real path (a target not written yet).
+ */
+export function realPathOf(p: string): string {
+  const abs = resolve(p);
+  if (existsSync(abs)) return realpathSync(abs);
+  const dir = dirname(abs);
+  return join(existsSync(dir) ? realpathSync(dir) : dir, basename(abs));
 }
